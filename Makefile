@@ -1,0 +1,37 @@
+# Two commands for a fresh machine:
+#   make report   -- create .venv, install, run every section (PROFILE=smoke by default), build the book
+#   make test     -- create .venv, install, run the unit tests, every notebook through papermill, the book with -W
+PROFILE ?= smoke
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: report test unit setup bench clean-book
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip
+	$(BIN)/pip install -e '.[dev]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+report: $(VENV)/.installed
+	$(BIN)/fer-report --profile $(PROFILE)
+
+# Unit tests first (fast feedback), then the end-to-end tests: papermill on every notebook (smoke) and the
+# book built with warnings as errors. pytest exits 5 when no test ran, which fails the target like any error.
+test: $(VENV)/.installed
+	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m slow
+
+unit: $(VENV)/.installed
+	$(BIN)/python -m pytest -q -m "not slow"
+
+bench: $(VENV)/.installed
+	$(BIN)/python benchmarks/engine_throughput.py
+	$(BIN)/python benchmarks/fer2013_loading.py
+	$(BIN)/python benchmarks/report_build.py
+
+clean-book:
+	rm -rf book/_build book/sections book/_artifacts

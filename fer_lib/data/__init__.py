@@ -1,0 +1,31 @@
+"""Datasets: synthetic faces, FER2013 (three layouts), generic index CSV; transforms; audit."""
+from __future__ import annotations
+
+from ..config import DataConfig
+from .. import paths
+from .dataset import SPLITS, ImageArrayDataset, LabeledImages, carve_val, limit_splits
+from .fer2013 import FER_CLASSES, DatasetError, load_fer2013
+from .index_csv import load_index_csv
+from .synthetic_fer import load_synthetic_fer
+
+__all__ = ["DataConfig", "DatasetError", "FER_CLASSES", "ImageArrayDataset", "LabeledImages", "SPLITS",
+           "load_dataset", "load_fer2013", "load_index_csv", "load_synthetic_fer"]
+
+
+def load_dataset(cfg: DataConfig) -> LabeledImages:
+    """The dataset ``cfg`` names, with a val split (carved from train if absent) and ``limit`` applied."""
+    if cfg.source == "synthetic":
+        data = load_synthetic_fer(cfg.n_train, cfg.n_val, cfg.n_test, seed=cfg.seed, size=cfg.size,
+                                  label_noise=cfg.label_noise)
+    elif cfg.source == "fer2013":
+        data = load_fer2013(paths.resolve(cfg.root))
+    else:
+        data = load_index_csv(paths.resolve(cfg.root), size=cfg.size, color=cfg.color)
+    if not (data.split == "test").any():
+        data = carve_val(data, cfg.val_fraction, cfg.seed, into="test")
+    if not (data.split == "val").any():
+        data = carve_val(data, cfg.val_fraction, cfg.seed, into="val")
+    for s in SPLITS:
+        if not (data.split == s).any():
+            raise DatasetError(f"{data.name}: split '{s}' is empty")
+    return limit_splits(data, cfg.limit, cfg.seed)

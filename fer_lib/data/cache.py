@@ -1,0 +1,65 @@
+"""Decode once: a dataset's pixels cached as one uint8 ``.npz`` keyed by a fingerprint of its files.
+
+The cache key hashes each source file's relative path, size and modification time (cheap:
+no file is read); the cached archive also stores the *content* fingerprint of the decoded
+data, which is what run keys use, so a copied dataset (new mtimes) re-decodes once but
+keeps its run-store results. Archives are written to a temporary file and renamed, so a
+half-written cache is never read.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .. import paths
+from .dataset import LabeledImages
+
+CACHE_VERSION = 1
+
+
+def files_fingerprint(files: list[Path], base: Path) -> str:
+    h = hashlib.sha256(f"v{CACHE_VERSION}".encode())
+    for f in sorted(files):
+        st = f.stat()
+        h.update(f"{f.relative_to(base)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def cached(name: str, key: str, decode: Callable[[], LabeledImages], cache_dir: Path | None = None) -> LabeledImages:
+    """The dataset for ``key`` from ``cache_dir``, decoding and storing it on a miss."""
+    cache_dir = Path(cache_dir or paths.cache_dir()) / "datasets"
+    path = cache_dir / f"{name}-{key[:20]}.npz"
+    if path.exists():
+        return load_npz(path)
+    data = decode()
+    save_npz(data, path)
+    return data
+
+
+def save_npz(data: LabeledImages, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, images=data.images, labels=data.labels, split=data.split.astype(str),
+                     ids=data.ids.astype(str), classes=np.array(data.classes, dtype=str),
+                     notes=np.array(data.notes, dtype=str), name=np.array(data.name),
+                     fingerprint=np.array(data.fingerprint))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_npz(path: Path) -> LabeledImages:
+    with np.load(path, allow_pickle=False) as z:
+        return LabeledImages(
+            name=str(z["name"]), images=z["images"], labels=z["labels"].astype(np.int64),
+            split=z["split"], classes=tuple(z["classes"].tolist()), ids=z["ids"],
+            notes=tuple(z["notes"].tolist()), fingerprint=str(z["fingerprint"]),
+        )

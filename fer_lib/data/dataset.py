@@ -1,0 +1,129 @@
+"""In-memory labelled image sets and their torch ``Dataset`` view.
+
+Every loader returns a ``LabeledImages``: decoded uint8 pixels, integer labels, a split
+name per image, the class names, a source id per image (path or CSV row), a content
+fingerprint, and notes that say what the loader decided (e.g. "val carved from train").
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class LabeledImages:
+    name: str
+    images: np.ndarray  # uint8, (N, H, W) grayscale or (N, H, W, 3)
+    labels: np.ndarray  # int64, (N,)
+    split: np.ndarray  # str, (N,), values in SPLITS
+    classes: tuple[str, ...]
+    ids: np.ndarray  # str, (N,): file path or row id
+    notes: tuple[str, ...] = ()
+    fingerprint: str = field(default="")
+
+    def __post_init__(self):
+        if not self.fingerprint:
+            self.fingerprint = content_fingerprint(self.images, self.labels, self.split, self.classes)
+
+    def __len__(self):
+        return len(self.labels)
+
+    @property
+    def channels(self) -> int:
+        return 1 if self.images.ndim == 3 else self.images.shape[-1]
+
+    def subset(self, split: str) -> "LabeledImages":
+        if split not in SPLITS:
+            raise ValueError(f"split: expected one of {SPLITS}, got {split!r}")
+        idx = np.flatnonzero(self.split == split)
+        if len(idx) == 0:
+            raise ValueError(f"{self.name}: split '{split}' is empty")
+        return self.take(idx)
+
+    def take(self, idx: np.ndarray) -> "LabeledImages":
+        return replace(self, images=self.images[idx], labels=self.labels[idx], split=self.split[idx],
+                       ids=self.ids[idx], fingerprint="")
+
+    def counts(self) -> pd.DataFrame:
+        """Images per class (rows) and split (columns), in class order."""
+        df = pd.crosstab(pd.Categorical(np.asarray(self.classes)[self.labels], categories=self.classes),
+                         pd.Categorical(self.split, categories=[s for s in SPLITS if (self.split == s).any()]),
+                         dropna=False)
+        df.index.name, df.columns.name = "class", "split"
+        return df
+
+    def pixel_stats(self, split: str = "train") -> tuple[float, float]:
+        """Mean and std of pixel values in [0, 1] over a split (for input normalisation)."""
+        x = self.images[self.split == split].astype(np.float64) / 255.0
+        return float(x.mean()), float(x.std())
+
+
+def content_fingerprint(images, labels, split, classes) -> str:
+    """sha256 of pixels, labels, splits and class names: equal data, equal fingerprint."""
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(images).tobytes())
+    h.update(np.asarray(labels, np.int64).tobytes())
+    h.update("|".join(map(str, split)).encode())
+    h.update("|".join(classes).encode())
+    return h.hexdigest()
+
+
+def stratified_pick(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Indices of a stratified random subset of size ``n`` (sorted; each class keeps its share)."""
+    if n >= len(labels):
+        return np.arange(len(labels))
+    from sklearn.model_selection import train_test_split
+
+    idx, _ = train_test_split(np.arange(len(labels)), train_size=n, stratify=labels, random_state=seed)
+    return np.sort(idx)
+
+
+def carve_val(data: LabeledImages, fraction: float, seed: int, into: str = "val") -> LabeledImages:
+    """Move a stratified ``fraction`` of train into a new split ``into`` (fixed seed)."""
+    train = np.flatnonzero(data.split == "train")
+    n_val = int(round(fraction * len(train)))
+    pick = train[stratified_pick(data.labels[train], n_val, seed)]
+    split = data.split.astype("<U5").copy()
+    split[pick] = into
+    note = (f"no {into} split in the source: {len(pick)} train images ({fraction:.0%}, stratified, "
+            f"seed {seed}) became {into}")
+    return replace(data, split=split, notes=data.notes + (note,), fingerprint="")
+
+
+def limit_splits(data: LabeledImages, limit: dict[str, int], seed: int) -> LabeledImages:
+    """Keep a stratified subset of at most ``limit[split]`` images per split (CPU budgets)."""
+    if not limit:
+        return data
+    keep, notes = [], []
+    for s in SPLITS:
+        idx = np.flatnonzero(data.split == s)
+        if s in limit and limit[s] < len(idx):
+            idx = idx[stratified_pick(data.labels[idx], limit[s], seed)]
+            notes.append(f"{s} limited to {len(idx)} of {int((data.split == s).sum())} images (stratified, seed {seed})")
+        keep.append(idx)
+    out = data.take(np.sort(np.concatenate(keep)))
+    return replace(out, notes=data.notes + tuple(notes))
+
+
+class ImageArrayDataset(Dataset):
+    """``(image tensor, label)`` pairs from uint8 arrays; the transform sees a CHW uint8 tensor."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, transform=None):
+        self.images, self.labels, self.transform = images, np.asarray(labels, np.int64), transform
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        x = torch.from_numpy(self.images[i])
+        x = x.unsqueeze(0) if x.ndim == 2 else x.permute(2, 0, 1)
+        if self.transform is not None:
+            x = self.transform(x)
+        return x, int(self.labels[i])

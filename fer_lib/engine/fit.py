@@ -1,0 +1,226 @@
+"""The training engine: one loop for every kind of run.
+
+A *task* is an ``nn.Module`` in the style of mdistiller's distillers: ``task(x, t, epoch)``
+returns ``(logits, {loss_name: loss})`` for a batch ``x`` with target distribution ``t``
+(one-hot, or mixed by MixUp/CutMix) at fractional epoch ``epoch``; ``task.model`` is the
+module that is optimised, averaged (EMA), evaluated and saved.
+
+The loop (after torchvision's reference ``train.py``): AdamW (timm param groups, optional
+layer-wise LR decay), linear warm-up into cosine decay per step, autocast fp16 +
+GradScaler on CUDA, channels_last on CUDA, gradient clipping, EMA, per-epoch evaluation
+with the best weights kept by a validation metric, early stopping, and an atomic
+``last.pt`` after every epoch from which an interrupted run resumes exactly: each epoch's
+randomness is drawn from ``(seed, epoch)`` alone, so resumed and uninterrupted runs match.
+Under ``torchrun`` the task is wrapped in DDP and the data sharded across ranks.
+"""
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn as nn
+from timm.data import Mixup
+from timm.optim import create_optimizer_v2
+from timm.scheduler import CosineLRScheduler
+from timm.utils import ModelEmaV3
+from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from ..config import TrainConfig
+from ..data.sampler import train_sampler
+from .checkpoint import load_state, save_state, save_weights
+from .distributed import DistEnv, ShardSampler
+
+ScoreFn = Callable[[np.ndarray], dict]  # val logits (N, C) -> metrics
+
+
+@dataclass
+class FitResult:
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int = 0
+    best_score: float = -math.inf
+    stopped_early: bool = False
+    best_weights: Path | None = None
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
+    return (seed * 1_000_003 + epoch * 7_919 + rank * 104_729) % 2**31
+
+
+def autocast(device: torch.device, enabled: bool):
+    return torch.autocast(device_type=device.type, dtype=torch.float16, enabled=enabled and device.type == "cuda")
+
+
+@torch.inference_mode()
+def predict(model: nn.Module, dataset: Dataset, batch_size: int = 256, env: DistEnv | None = None,
+            amp: bool = True, channels_last: bool = True, num_workers: int = 0,
+            transform: nn.Module | None = None) -> np.ndarray:
+    """Model outputs for every item of ``dataset`` in order (sharded over ranks, then gathered).
+
+    ``transform`` is the batched, on-device input transform (e.g. resize + normalise).
+    """
+    env = env or DistEnv(device=next(model.parameters()).device)
+    if transform is not None:
+        transform.to(env.device)
+    sampler = ShardSampler(len(dataset), env)
+    loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
+                        pin_memory=env.device.type == "cuda")
+    was_training = model.training
+    model.eval()
+    outs = []
+    for x, _ in loader:
+        x = _to_device(x, env.device, transform, channels_last)
+        with autocast(env.device, amp):
+            outs.append(model(x).float().cpu())
+    model.train(was_training)
+    rows = torch.cat(outs).numpy() if outs else np.zeros((0, 0), np.float32)
+    return env.gather_rows(np.asarray(sampler.indices), rows, len(dataset))
+
+
+def _to_device(x: torch.Tensor, device: torch.device, transform: nn.Module | None,
+               channels_last: bool) -> torch.Tensor:
+    x = x.to(device, non_blocking=True)
+    if transform is not None:
+        x = transform(x)
+    if channels_last and device.type == "cuda" and x.ndim == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+def fit(task: nn.Module, train_set: Dataset, train_labels: np.ndarray, val_set: Dataset, cfg: TrainConfig,
+        workdir: Path, score: ScoreFn, num_classes: int, *, train_tf: nn.Module | None = None,
+        eval_tf: nn.Module | None = None, frozen_params: list[nn.Parameter] | None = None,
+        env: DistEnv | None = None, progress: bool = True) -> FitResult:
+    """Train ``task`` on ``train_set``; keep ``workdir/best.safetensors`` by ``score(val)[cfg.select_metric]``.
+
+    ``train_tf`` / ``eval_tf`` are batched on-device input transforms (augmentation, normalisation).
+    ``frozen_params`` (e.g. the backbone) get no update for ``cfg.freeze_backbone_epochs``.
+    Re-running with the same ``workdir`` resumes from ``workdir/last.pt``.
+    """
+    env = env or DistEnv.from_env()
+    dev, workdir = env.device, Path(workdir)
+    use_cl = cfg.channels_last and dev.type == "cuda"
+    task.to(dev)
+    for tf in (train_tf, eval_tf):
+        if tf is not None:
+            tf.to(dev)
+    if use_cl:
+        task.model.to(memory_format=torch.channels_last)
+    mixup = None
+    if cfg.mixup_alpha > 0 or cfg.cutmix_alpha > 0:
+        mixup = Mixup(mixup_alpha=cfg.mixup_alpha, cutmix_alpha=cfg.cutmix_alpha, prob=cfg.mix_prob,
+                      label_smoothing=0.0, num_classes=num_classes)
+    sampler = train_sampler(np.asarray(train_labels), cfg.sampler == "class_balanced", env.world_size, env.rank,
+                            cfg.seed)
+    per_rank_batch = max(1, cfg.batch_size // env.world_size)
+    loader_kw = dict(batch_size=per_rank_batch, sampler=sampler, num_workers=cfg.num_workers,
+                     pin_memory=dev.type == "cuda", drop_last=True)
+    steps_per_epoch = len(DataLoader(train_set, **loader_kw))
+    if steps_per_epoch == 0:
+        raise ValueError(f"train.batch_size {cfg.batch_size} exceeds the {len(train_set)} training images")
+
+    optimizer = create_optimizer_v2(task.model, "adamw", lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                    layer_decay=cfg.layer_decay)
+    warmup = int(round(cfg.warmup_epochs * steps_per_epoch))
+    total = cfg.epochs * steps_per_epoch
+    scheduler = CosineLRScheduler(optimizer, t_initial=max(1, total - warmup), lr_min=cfg.min_lr, warmup_t=warmup,
+                                  warmup_lr_init=cfg.lr * 1e-3, warmup_prefix=True, t_in_epochs=False)
+    scaler = torch.amp.GradScaler(dev.type, enabled=cfg.amp and dev.type == "cuda")
+    ema = ModelEmaV3(task.model, decay=cfg.ema_decay, use_warmup=True) if cfg.ema_decay else None
+    net = DDP(task, device_ids=[dev] if dev.type == "cuda" else None) if env.distributed else task
+
+    res, bad_epochs, start = FitResult(best_weights=workdir / "best.safetensors"), 0, 0
+    last = workdir / "last.pt"
+    if last.exists():
+        st = load_state(last, map_location=dev)
+        task.model.load_state_dict(st["model"])
+        optimizer.load_state_dict(st["optimizer"])
+        scheduler.load_state_dict(st["scheduler"])
+        scaler.load_state_dict(st["scaler"])
+        if ema is not None:
+            ema.module.load_state_dict(st["ema"])
+        start, bad_epochs = st["epoch"], st["bad_epochs"]
+        res.history, res.best_epoch, res.best_score = st["history"], st["best_epoch"], st["best_score"]
+        if st.get("stopped_early"):
+            res.stopped_early = True
+            return res
+
+    frozen = list(frozen_params or [])
+    bar = tqdm(range(start, cfg.epochs), desc="epochs", disable=not (progress and env.is_main),
+               initial=start, total=cfg.epochs)
+    for epoch in bar:
+        t0 = time.perf_counter()
+        seed_everything(epoch_seed(cfg.seed, epoch, env.rank))
+        sampler.set_epoch(epoch)
+        loader = DataLoader(train_set, **loader_kw)
+        task.train()
+        sums: dict[str, torch.Tensor] = {}
+        for i, (x, y) in enumerate(tqdm(loader, desc=f"epoch {epoch + 1}", leave=False,
+                                        disable=not (progress and env.is_main))):
+            x, y = _to_device(x, dev, train_tf, use_cl), y.to(dev, non_blocking=True)
+            if mixup is not None:
+                x, t = mixup(x, y)
+            else:
+                t = nn.functional.one_hot(y, num_classes).float()
+            progress_epoch = epoch + i / steps_per_epoch
+            with autocast(dev, cfg.amp):
+                _, losses = net(x, t, progress_epoch)
+                loss = sum(losses.values())
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if frozen and progress_epoch < cfg.freeze_backbone_epochs:
+                for p in frozen:
+                    p.grad = None
+            if cfg.grad_clip:
+                scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(task.model.parameters(), cfg.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            step = epoch * steps_per_epoch + i + 1
+            scheduler.step_update(step)
+            if ema is not None:
+                ema.update(task.model, step=step)
+            for k, v in {"loss": loss, **losses}.items():
+                sums[k] = sums.get(k, 0.0) + v.detach().float()
+        eval_model = ema.module if ema is not None else task.model
+        scores = score(predict(eval_model, val_set, cfg.eval_batch_size, env, cfg.amp, use_cl, cfg.num_workers,
+                               eval_tf))
+        row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"],
+               **{f"train_{k}": float(v) / steps_per_epoch for k, v in sums.items()},
+               **{f"val_{k}": float(v) for k, v in scores.items() if np.isscalar(v)},
+               "seconds": time.perf_counter() - t0}
+        if hasattr(task, "epoch_extras"):
+            row.update(task.epoch_extras(epoch + 1))
+        res.history.append(row)
+        current = float(scores[cfg.select_metric])
+        if current > res.best_score:
+            res.best_score, res.best_epoch, bad_epochs = current, epoch + 1, 0
+            if env.is_main:
+                save_weights(eval_model, res.best_weights)
+        else:
+            bad_epochs += 1
+        res.stopped_early = bool(cfg.early_stop_patience and bad_epochs >= cfg.early_stop_patience)
+        if env.is_main:
+            save_state({"epoch": epoch + 1, "model": task.model.state_dict(), "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
+                        "ema": ema.module.state_dict() if ema is not None else {}, "history": res.history,
+                        "best_epoch": res.best_epoch, "best_score": res.best_score, "bad_epochs": bad_epochs,
+                        "stopped_early": res.stopped_early}, last)
+        env.barrier()
+        bar.set_postfix({cfg.select_metric: f"{current:.4f}", "best": f"{res.best_score:.4f}"})
+        if res.stopped_early:
+            break
+    return res

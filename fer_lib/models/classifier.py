@@ -1,0 +1,70 @@
+"""``FERClassifier``: timm backbone -> (CBAM-lite) -> embedding -> ArcFace or linear head."""
+from __future__ import annotations
+
+import timm
+import torch
+import torch.nn as nn
+from timm.layers.cbam import LightCbamModule
+
+from ..config import ConfigError, ModelConfig
+from .arcface import ArcFaceHead, LinearHead
+
+
+class FERClassifier(nn.Module):
+    def __init__(self, backbone: nn.Module, head: nn.Module, cbam: nn.Module | None = None):
+        super().__init__()
+        self.backbone, self.cbam, self.head = backbone, cbam, head
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate (pooled) embedding."""
+        if self.cbam is None:
+            return self.backbone(x)
+        return self.backbone.forward_head(self.cbam(self.backbone.forward_features(x)), pre_logits=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The logits the model classifies with (scaled cosines for ArcFace)."""
+        return self.head(self.embed(x))
+
+    def forward_train(self, x: torch.Tensor, target: torch.Tensor, margin: float) -> torch.Tensor:
+        """Training logits: ArcFace margin applied to ``target`` (a class distribution)."""
+        return self.head(self.embed(x), target, margin)
+
+    def backbone_parameters(self):
+        return self.backbone.parameters()
+
+
+def create_backbone(cfg: ModelConfig) -> nn.Module:
+    kwargs = dict(num_classes=0, in_chans=cfg.in_chans, drop_rate=cfg.drop_rate, **cfg.model_kwargs)
+    if cfg.drop_path_rate:
+        kwargs["drop_path_rate"] = cfg.drop_path_rate
+    if cfg.pretrained_file:
+        from .. import paths
+
+        f = paths.resolve(cfg.pretrained_file)
+        if not f.is_file():
+            raise ConfigError(f"model.pretrained_file: no such file {f} (weights are only read from local files)")
+        kwargs.update(pretrained=True, pretrained_cfg_overlay=dict(file=str(f), source=""))
+    try:
+        return timm.create_model(cfg.arch, **kwargs)
+    except RuntimeError as e:
+        if "Unknown model" in str(e):
+            raise ConfigError(f"model.arch: unknown timm model {cfg.arch!r}") from None
+        raise
+
+
+def create_fer_classifier(cfg: ModelConfig, num_classes: int) -> FERClassifier:
+    backbone = create_backbone(cfg)
+    cbam = None
+    if cfg.cbam:
+        if not hasattr(backbone, "forward_head") or _is_token_model(backbone):
+            raise ConfigError(f"model.cbam: CBAM-lite needs a convolutional feature map; {cfg.arch} outputs tokens")
+        cbam = LightCbamModule(backbone.num_features)
+    if cfg.head == "arcface":
+        head = ArcFaceHead(backbone.num_features, num_classes, cfg.arcface_s, cfg.arcface_m)
+    else:
+        head = LinearHead(backbone.num_features, num_classes)
+    return FERClassifier(backbone, head, cbam)
+
+
+def _is_token_model(backbone: nn.Module) -> bool:
+    return hasattr(backbone, "patch_embed") or hasattr(backbone, "cls_token")

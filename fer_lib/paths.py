@@ -1,0 +1,44 @@
+"""Where things live: project root, run store, data cache, report artifacts.
+
+Notebooks may be executed from any working directory (``papermill nb.ipynb OUT.ipynb``),
+so relative paths in parameters are resolved against the project root, never the CWD.
+Environment variables override the defaults:
+
+- ``FER_RUNS``        run store root            (default ``<project>/runs``)
+- ``FER_CACHE``       decoded-dataset cache     (default ``<project>/.cache``)
+- ``FER_REPORT_DIR``  report artifacts          (default ``<project>/book/_artifacts``)
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+_PKG = Path(__file__).resolve().parent
+
+
+def project_root() -> Path:
+    """The repository root when fer_lib runs from a checkout, else the user's cache dir."""
+    root = _PKG.parent
+    if (root / "pyproject.toml").exists() and (root / "notebooks").is_dir():
+        return root
+    return Path.home() / ".cache" / "fer_lib"
+
+
+def resolve(path: str | os.PathLike | None) -> Path | None:
+    """Absolute path; relative ones are taken from the project root."""
+    if path is None:
+        return None
+    p = Path(os.path.expanduser(str(path)))
+    return p if p.is_absolute() else (project_root() / p).resolve()
+
+
+def runs_dir() -> Path:
+    return Path(os.environ.get("FER_RUNS") or project_root() / "runs")
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("FER_CACHE") or project_root() / ".cache")
+
+
+def report_dir() -> Path:
+    return Path(os.environ.get("FER_REPORT_DIR") or project_root() / "book" / "_artifacts")

@@ -1,0 +1,30 @@
+"""Confusion matrices and per-class F1."""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+
+def confusion_heatmap(cm: np.ndarray, classes, title: str = "", normalize: bool = True, ax=None, diff: bool = False):
+    """Row-normalised (recall) confusion matrix; ``diff=True`` draws a signed difference map."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.6, 4.0))
+    data = cm / np.clip(cm.sum(1, keepdims=True), 1, None) if normalize and not diff else cm
+    kw = dict(cmap="RdBu_r", center=0) if diff else dict(cmap="Blues", vmin=0, vmax=1 if normalize else None)
+    sns.heatmap(data, annot=True, fmt=".2f" if (normalize or diff) else "d", xticklabels=classes,
+                yticklabels=classes, cbar=False, ax=ax, annot_kws={"fontsize": 7}, **kw)
+    ax.set(xlabel="predicted class", ylabel="true class", title=title)
+    ax.tick_params(axis="x", rotation=45)
+    return ax.figure
+
+
+def per_class_f1_bars(table: pd.DataFrame, title: str = "Per-class F1"):
+    """``table``: rows = classes, columns = models/sources; grouped bars."""
+    long = table.reset_index().melt(id_vars=table.index.name or "index", var_name="model", value_name="F1")
+    fig, ax = plt.subplots(figsize=(7.5, 3.4))
+    sns.barplot(data=long, x=table.index.name or "index", y="F1", hue="model", ax=ax)
+    ax.set(xlabel="class", ylabel="F1", ylim=(0, 1), title=title)
+    ax.legend(fontsize=7, ncols=2)
+    return fig

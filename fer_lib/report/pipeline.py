@@ -1,0 +1,149 @@
+"""``fer-report``: execute the section notebooks for a profile with papermill, then build the book.
+
+    fer-report --profile smoke                 # every section, then `jupyter-book build book -W`
+    fer-report --profile real-cpu --sections 01_teachers 09_calibration
+    fer-report --force                         # ignore the up-to-date stamps
+    fer-report --no-build                      # notebooks only
+
+Sections run in dependency order and write their executed copies to ``<book>/sections/``.
+A section is skipped when its stamp -- a hash of the notebook, its parameter file, the
+fer_lib source, the profile and the stamps of the sections it depends on -- is unchanged
+and its executed copy exists. Results themselves are cached by the run store, so a
+re-executed section reads the runs it needs instead of retraining them.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from .. import paths
+from .params import PROFILES, params_file
+
+
+@dataclass(frozen=True)
+class SectionSpec:
+    name: str
+    depends_on: tuple[str, ...] = ()
+
+
+#: The report's sections in build order (the book's table of contents follows it).
+SECTIONS = (
+    SectionSpec("intro"),
+    SectionSpec("00_data"),
+    SectionSpec("01_teachers"),
+    SectionSpec("09_calibration", ("01_teachers",)),
+    SectionSpec("appendix", ("intro", "00_data", "01_teachers", "09_calibration")),
+)
+
+
+def fer_lib_digest() -> str:
+    """Hash of every fer_lib source file (code and bundled data)."""
+    pkg = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for f in sorted(pkg.rglob("*")):
+        if f.is_file() and f.suffix in (".py", ".yaml") and "__pycache__" not in f.parts:
+            h.update(str(f.relative_to(pkg)).encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()
+
+
+def stamp(spec: SectionSpec, profile: str, upstream: dict[str, str], code: str) -> str:
+    root = paths.project_root()
+    h = hashlib.sha256()
+    h.update((root / "notebooks" / f"{spec.name}.ipynb").read_bytes())
+    pf = params_file(spec.name, profile)
+    h.update(pf.read_bytes() if pf.exists() else b"")
+    h.update(f"{profile}\0{code}\0".encode())
+    for dep in spec.depends_on:
+        h.update(upstream.get(dep, "").encode())
+    return h.hexdigest()
+
+
+def execute(spec: SectionSpec, profile: str, out: Path) -> None:
+    """Run one notebook with papermill into ``out`` (atomically: temp file, then rename)."""
+    import papermill as pm
+
+    src = paths.project_root() / "notebooks" / f"{spec.name}.ipynb"
+    pf = params_file(spec.name, profile)
+    params = yaml.safe_load(pf.read_text()) if pf.exists() else {}
+    params["profile"] = profile
+    tmp = out.with_name(f".{out.name}.tmp.ipynb")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        pm.execute_notebook(str(src), str(tmp), parameters=params, cwd=str(paths.project_root()),
+                            progress_bar=False, log_output=False)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def run_sections(profile: str, book: Path, only: list[str] | None = None, force: bool = False,
+                 log=print) -> dict[str, str]:
+    """Execute the (selected) sections in order; returns {section: 'ran' | 'skipped'}."""
+    names = [s.name for s in SECTIONS]
+    for n in only or []:
+        if n not in names:
+            raise SystemExit(f"--sections: unknown section {n!r}; expected some of {', '.join(names)}")
+    os.environ.setdefault("FER_REPORT_DIR", str(book / "_artifacts"))
+    stamps_file = book / "sections" / ".stamps.json"
+    recorded = json.loads(stamps_file.read_text()) if stamps_file.exists() else {}
+    code, current, status = fer_lib_digest(), {}, {}
+    for spec in SECTIONS:
+        current[spec.name] = stamp(spec, profile, current, code)
+        out = book / "sections" / f"{spec.name}.ipynb"
+        if only and spec.name not in only:
+            continue
+        if not force and out.exists() and recorded.get(spec.name) == current[spec.name]:
+            status[spec.name] = "skipped"
+            log(f"[fer-report] {spec.name}: unchanged, skipped")
+            continue
+        t0 = time.perf_counter()
+        log(f"[fer-report] {spec.name}: running ({profile}) ...")
+        execute(spec, profile, out)
+        recorded[spec.name] = current[spec.name]
+        stamps_file.write_text(json.dumps(recorded, indent=1))
+        status[spec.name] = "ran"
+        log(f"[fer-report] {spec.name}: done in {time.perf_counter() - t0:.0f} s")
+    return status
+
+
+def build_book(book: Path, log=print) -> None:
+    exe = Path(sys.executable).with_name("jupyter-book")
+    cmd = [str(exe) if exe.exists() else shutil.which("jupyter-book") or "jupyter-book", "build", str(book),
+           "-W", "--keep-going"]
+    log(f"[fer-report] {' '.join(cmd)}")
+    t0 = time.perf_counter()
+    res = subprocess.run(cmd)
+    if res.returncode != 0:
+        raise SystemExit(f"jupyter-book build failed (exit {res.returncode}); warnings are errors")
+    log(f"[fer-report] book built in {time.perf_counter() - t0:.0f} s: {book / '_build' / 'html' / 'index.html'}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="fer-report", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--profile", default="smoke", choices=PROFILES)
+    ap.add_argument("--sections", nargs="*", help="run only these sections (default: all)")
+    ap.add_argument("--force", action="store_true", help="re-execute even if unchanged")
+    ap.add_argument("--no-build", action="store_true", help="do not build the book")
+    ap.add_argument("--book", default=str(paths.project_root() / "book"), help="book folder (default: ./book)")
+    a = ap.parse_args(argv)
+    book = Path(a.book).resolve()
+    t0 = time.perf_counter()
+    run_sections(a.profile, book, a.sections, a.force)
+    if not a.no_build:
+        build_book(book)
+    print(f"[fer-report] total {time.perf_counter() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""A report section's bookkeeping: glue for numbers in prose, provenance for the appendix.
+
+``sec = start_section("01_teachers", profile, params)`` at the top of a notebook,
+``sec.glue("key", value)`` for every number the prose cites, ``sec.use(run)`` for every
+run the section reads, and ``sec.finish(data)`` at the end, which writes
+``<report dir>/provenance/<section>.json`` (git commit, fer_lib version, parameters, dataset
+fingerprints, device, wall time, runs computed vs read from the store) atomically and
+returns it as a table.
+"""
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+
+from .. import paths
+from ..runs import Run, environment, write_json_atomic
+from ..runs.provenance import now
+
+
+class Section:
+    def __init__(self, name: str, profile: str, params: dict):
+        self.name, self.profile, self.params = name, profile, params
+        self.started, self._t0 = now(), time.perf_counter()
+        self.runs: list[dict] = []
+
+    def glue(self, key: str, value, display: bool = False):
+        """Make ``value`` citable in the notebook's prose as {glue:text}`key`."""
+        from myst_nb import glue
+
+        if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:  # numpy scalar -> Python (plain repr)
+            value = value.item()
+        glue(key, value, display=display)
+        return value
+
+    def glue_all(self, values: dict) -> dict:
+        for k, v in values.items():
+            self.glue(k, v)
+        return values
+
+    def use(self, run: Run) -> Run:
+        self.runs.append({"kind": run.path.parent.name, "key": run.key, "cached": bool(getattr(run, "hit", False)),
+                          "train_seconds": run.provenance.get("wall_seconds")})
+        return run
+
+    def finish(self, *datasets) -> pd.DataFrame:
+        wall = time.perf_counter() - self._t0
+        record = {"section": self.name, "profile": self.profile, **environment(), "started": self.started,
+                  "finished": now(), "wall_seconds": round(wall, 1), "params": self.params,
+                  "datasets": {d.name: d.fingerprint[:16] for d in datasets if d is not None},
+                  "runs": self.runs}
+        write_json_atomic(paths.report_dir() / "provenance" / f"{self.name}.json", record)
+        self.glue(f"{self.name}_wall_minutes", round(wall / 60, 2))
+        rows = {k: record[k] for k in ("section", "profile", "git_commit", "fer_lib", "torch", "device",
+                                       "wall_seconds")}
+        rows["datasets"] = ", ".join(f"{k} ({v})" for k, v in record["datasets"].items())
+        rows["runs computed / read from store"] = (f"{sum(not r['cached'] for r in self.runs)} / "
+                                                   f"{sum(r['cached'] for r in self.runs)}")
+        return pd.DataFrame({"value": rows})
+
+
+def start_section(name: str, profile: str, params: dict) -> Section:
+    from ..plots import set_style
+
+    set_style()
+    return Section(name, profile, params)

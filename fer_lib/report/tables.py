@@ -1,0 +1,28 @@
+"""Seed-beside-ours tables: every results table shows the seed's number next to ours and the profile."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def seed_beside(ours: pd.DataFrame, seed: pd.DataFrame, profile: str, metrics: list[str] | None = None,
+                names: dict[str, str] | None = None) -> pd.DataFrame:
+    """Columns (metric, 'seed') and (metric, 'ours (<profile>)') for each metric; rows = union of both."""
+    metrics = metrics or [c for c in ours.columns if c in seed.columns]
+    rows = list(dict.fromkeys(list(ours.index) + list(seed.index)))
+    ours_label = f"ours ({profile})"
+    cols = {}
+    for m in metrics:
+        cols[(names or {}).get(m, m), "seed"] = seed.reindex(rows)[m] if m in seed else np.nan
+        cols[(names or {}).get(m, m), ours_label] = ours.reindex(rows)[m] if m in ours else np.nan
+    out = pd.DataFrame(cols, index=rows)
+    out.columns = pd.MultiIndex.from_tuples(out.columns, names=["metric", "source"])
+    return out
+
+
+def show(df: pd.DataFrame, precision: int = 3, caption: str | None = None):
+    """A Styler for the book: fixed precision, '—' where a number is missing (e.g. TBD in the seed)."""
+    st = df.style.format(precision=precision, na_rep="—")
+    if caption:
+        st = st.set_caption(caption)
+    return st

@@ -1,0 +1,42 @@
+"""What produced a result: code version, commit, software, device, time."""
+from __future__ import annotations
+
+import platform
+import socket
+import subprocess
+from datetime import datetime, timezone
+
+import torch
+
+from .. import __version__, paths
+
+
+def git_commit() -> str:
+    """HEAD of the project checkout, with ``+dirty`` when tracked files changed; ``unknown`` outside git."""
+    root = paths.project_root()
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True, text=True,
+                              timeout=10)
+        if head.returncode != 0:
+            return "unknown"
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return head.stdout.strip() + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def device_name(device: torch.device | str | None = None) -> str:
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device.type == "cuda":
+        return f"cuda:{torch.cuda.get_device_name(device)}"
+    return f"cpu:{platform.processor() or platform.machine()} x{torch.get_num_threads()} threads"
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def environment(device=None) -> dict:
+    return {"fer_lib": __version__, "git_commit": git_commit(), "torch": torch.__version__,
+            "python": platform.python_version(), "device": device_name(device), "host": socket.gethostname()}

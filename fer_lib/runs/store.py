@@ -1,0 +1,158 @@
+"""The run store: results cached by config.
+
+A run is identified by its kind, its config, the content fingerprint of its data and the
+fer_lib version: ``key = sha256(kind, config, data_fingerprint, version)[:20]``. A complete
+run lives in ``<root>/<kind>/<key>/`` with ``config.json``, ``provenance.json`` and whatever
+the compute function wrote (metrics, history, logits, weights).
+
+- **hit**: the folder exists -> a ``Run`` is returned at once, nothing is computed;
+- **miss**: ``compute(out_dir, scratch)`` writes into a fresh temporary folder, which is
+  renamed into place only when complete (a rename is atomic), so a half-written run is
+  never read; ``scratch`` (``<root>/<kind>/.partial/<key>/``) survives interruptions and
+  holds the training checkpoint the next attempt resumes from;
+- concurrent processes asking for the same run wait on a file lock instead of computing
+  it twice; under DDP every rank computes, rank 0 writes.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from .. import __version__, paths
+from ..config import config_hash
+from .provenance import environment, now
+
+Compute = Callable[[Path, Path], None]
+
+
+class Run:
+    """Read access to one complete run folder."""
+
+    def __init__(self, path: Path, hit: bool = False):
+        self.path = Path(path)
+        self.hit = hit  # True when the store returned it without computing
+
+    def __repr__(self):
+        return f"Run({self.path})"
+
+    @property
+    def key(self) -> str:
+        return self.path.name
+
+    def json(self, name: str) -> dict:
+        return json.loads((self.path / name).read_text())
+
+    @property
+    def config(self) -> dict:
+        return self.json("config.json")
+
+    @property
+    def metrics(self) -> dict:
+        return self.json("metrics.json")
+
+    @property
+    def provenance(self) -> dict:
+        return self.json("provenance.json")
+
+    @property
+    def history(self) -> pd.DataFrame:
+        return pd.read_csv(self.path / "history.csv")
+
+    def arrays(self, name: str = "outputs") -> dict[str, np.ndarray]:
+        with np.load(self.path / f"{name}.npz", allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+
+class RunStore:
+    def __init__(self, root: str | Path | None = None):
+        self.root = Path(root) if root else paths.runs_dir()
+
+    def key(self, kind: str, config: dict, data_fingerprint: str) -> str:
+        return config_hash(kind, config, data_fingerprint, __version__)[:20]
+
+    def path(self, kind: str, key: str) -> Path:
+        return self.root / kind / key
+
+    def get(self, kind: str, config: dict, data_fingerprint: str) -> Run | None:
+        p = self.path(kind, self.key(kind, config, data_fingerprint))
+        return Run(p, hit=True) if p.is_dir() else None
+
+    def run(self, kind: str, config: dict, data_fingerprint: str, compute: Compute, env=None) -> Run:
+        """The cached run for this config, computing (and storing) it on a miss."""
+        key = self.key(kind, config, data_fingerprint)
+        final = self.path(kind, key)
+        if final.is_dir():
+            return Run(final, hit=True)
+        is_main = env is None or env.is_main
+        with self._lock(kind, key, enabled=is_main):
+            if final.is_dir():  # another process finished it while we waited
+                return Run(final, hit=True)
+            scratch = self.root / kind / ".partial" / key
+            tmp = self.root / kind / f".tmp-{key}-{uuid.uuid4().hex[:8]}"
+            if is_main:
+                scratch.mkdir(parents=True, exist_ok=True)
+                tmp.mkdir(parents=True)
+            if env is not None:
+                env.barrier()
+            started, t0 = now(), time.perf_counter()
+            try:
+                compute(tmp, scratch)
+                if is_main:
+                    _write_json(tmp / "config.json", {"kind": kind, "key": key, "config": config,
+                                                      "data_fingerprint": data_fingerprint})
+                    _write_json(tmp / "provenance.json", {
+                        **environment(getattr(env, "device", None)), "kind": kind, "key": key,
+                        "data_fingerprint": data_fingerprint, "started": started, "finished": now(),
+                        "wall_seconds": round(time.perf_counter() - t0, 2),
+                        "world_size": getattr(env, "world_size", 1)})
+                    os.rename(tmp, final)
+                    shutil.rmtree(scratch, ignore_errors=True)
+            finally:
+                if is_main and tmp.exists():
+                    shutil.rmtree(tmp, ignore_errors=True)
+            if env is not None:
+                env.barrier()
+        return Run(final)
+
+    @contextmanager
+    def _lock(self, kind: str, key: str, enabled: bool = True):
+        if not enabled:
+            yield
+            return
+        lock_dir = self.root / kind / ".locks"
+        lock_dir.mkdir(parents=True, exist_ok=True)
+        with open(lock_dir / f"{key}.lock", "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def runs(self, kind: str) -> list[Run]:
+        d = self.root / kind
+        return [Run(p) for p in sorted(d.iterdir()) if p.is_dir() and not p.name.startswith(".")] if d.is_dir() else []
+
+
+def _write_json(path: Path, obj) -> None:
+    path.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str))
+
+
+def write_json_atomic(path: Path, obj) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    _write_json(tmp, obj)
+    os.replace(tmp, path)

@@ -1,0 +1,4 @@
+"""One function per kind of run, on top of the engine and the run store."""
+from .teacher import TeacherTask, evaluate_logits, teacher_configs, train_teacher
+
+__all__ = ["TeacherTask", "evaluate_logits", "teacher_configs", "train_teacher"]

@@ -1,0 +1,125 @@
+"""FER teacher runs (section 01; seed 000 §3, §5, §8.2, §8.3): config -> trained, evaluated, cached run.
+
+``train_teacher(cfg)`` returns the run from the store, training it on a miss. A run holds
+``metrics.json`` (val and test: accuracy, macro-/minority-/per-class F1, ECE, NLL, Brier at
+T = 1, plus best epoch), ``history.csv`` (per-epoch losses, LR, margin, val metrics),
+``outputs.npz`` (val/test logits and labels: the logits the model classifies with, i.e.
+scaled cosines for ArcFace) and ``weights.safetensors`` (the best checkpoint by val macro-F1).
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch.nn as nn
+
+from ..config import DataConfig, ModelConfig, TeacherRunConfig, TrainConfig, deep_merge, from_dict
+from ..data import ImageArrayDataset, LabeledImages, load_dataset
+from ..data.transforms import BatchAugment, normalize_stats, sample_transform
+from ..engine import DistEnv, fit, load_weights, predict, seed_everything
+from ..losses import ClassificationLoss
+from ..metrics import brier, classification_metrics, ece, nll, softmax
+from ..models import arcface_margin, create_model
+from ..runs import Run, RunStore, write_json_atomic
+
+KIND = "teacher"
+
+
+class TeacherTask(nn.Module):
+    """ArcFace (or linear) classifier + classification loss, with the margin schedule of seed 000 §9.7."""
+
+    def __init__(self, model: nn.Module, loss: nn.Module, model_cfg: ModelConfig, train_cfg: TrainConfig):
+        super().__init__()
+        self.model, self.loss = model, loss
+        self.m = model_cfg.arcface_m if model_cfg.head == "arcface" else 0.0
+        self.plain, self.ramp = train_cfg.plain_logits_epochs, train_cfg.arcface_warmup_epochs
+        self.margin = 0.0
+
+    def forward(self, x, t, epoch: float):
+        self.margin = arcface_margin(epoch, self.m, self.plain, self.ramp)
+        logits = self.model.forward_train(x, t, self.margin)
+        return logits, {"cls": self.loss(logits, t)}
+
+    def epoch_extras(self, epoch: int) -> dict:
+        return {"margin": self.margin}
+
+
+def evaluate_logits(logits: np.ndarray, labels: np.ndarray, classes) -> dict:
+    """Classification metrics on argmax plus calibration (15-bin ECE, NLL, Brier) at T = 1."""
+    p = softmax(logits)
+    return {**classification_metrics(labels, logits.argmax(1), classes),
+            "ece": ece(p, labels), "nll": nll(p, labels), "brier": brier(p, labels)}
+
+
+def datasets(data: LabeledImages, train_cfg: TrainConfig) -> dict[str, ImageArrayDataset]:
+    """uint8 datasets per split; only train gets the per-sample policy (if any)."""
+    out = {}
+    for s in ("train", "val", "test"):
+        part = data.subset(s)
+        tf = sample_transform(train_cfg.augment, train_cfg.img_size) if s == "train" else None
+        out[s] = ImageArrayDataset(part.images, part.labels, tf)
+    return out
+
+
+def batch_transforms(data: LabeledImages, model_cfg: ModelConfig, train_cfg: TrainConfig):
+    """(train, eval) batched on-device transforms for this model's input convention."""
+    stats = normalize_stats(model_cfg.input_norm, model_cfg.in_chans, data.pixel_stats("train"))
+    size, c = train_cfg.img_size, model_cfg.in_chans
+    return BatchAugment(size, c, *stats, train_cfg.augment), BatchAugment(size, c, *stats)
+
+
+def train_teacher(cfg: TeacherRunConfig, store: RunStore | None = None, data: LabeledImages | None = None,
+                  env: DistEnv | None = None, progress: bool = True) -> Run:
+    """The teacher run for ``cfg`` from ``store``; trained and evaluated on a miss."""
+    store = store or RunStore()
+    data = data if data is not None else load_dataset(cfg.data)
+
+    def compute(out: Path, scratch: Path) -> None:
+        e = env or DistEnv.from_env()
+        seed_everything(cfg.train.seed)
+        model = create_model(cfg.model, len(data.classes))
+        sets = datasets(data, cfg.train)
+        train_tf, eval_tf = batch_transforms(data, cfg.model, cfg.train)
+        y_train = data.subset("train").labels
+        loss = ClassificationLoss(cfg.train.loss, cfg.train.label_smoothing, cfg.train.focal_gamma,
+                                  np.bincount(y_train, minlength=len(data.classes)), cfg.train.logit_adjust_tau)
+        task = TeacherTask(model, loss, cfg.model, cfg.train)
+        y_val = sets["val"].labels
+        result = fit(task, sets["train"], y_train, sets["val"], cfg.train, scratch,
+                     lambda z: evaluate_logits(z, y_val, data.classes), len(data.classes), train_tf=train_tf,
+                     eval_tf=eval_tf, frozen_params=list(model.backbone_parameters()), env=e, progress=progress)
+        load_weights(model, result.best_weights)
+        logits = {s: predict(model, sets[s], cfg.train.eval_batch_size, e, cfg.train.amp, transform=eval_tf)
+                  for s in ("val", "test")}
+        if not e.is_main:
+            return
+        metrics = {s: evaluate_logits(logits[s], sets[s].labels, data.classes) for s in ("val", "test")}
+        metrics.update(best_epoch=result.best_epoch, epochs_run=len(result.history),
+                       stopped_early=result.stopped_early, classes=list(data.classes),
+                       params=sum(p.numel() for p in model.parameters()))
+        write_json_atomic(out / "metrics.json", metrics)
+        pd.DataFrame(result.history).to_csv(out / "history.csv", index=False)
+        np.savez(out / "outputs.npz", val_logits=logits["val"], val_labels=sets["val"].labels,
+                 test_logits=logits["test"], test_labels=sets["test"].labels)
+        shutil.copy(result.best_weights, out / "weights.safetensors")
+
+    return store.run(KIND, cfg.key_dict(), data.fingerprint, compute, env)
+
+
+def teacher_configs(data: dict, train: dict, teachers: dict) -> dict[str, TeacherRunConfig]:
+    """One ``TeacherRunConfig`` per entry of ``teachers`` (name -> {model: ..., train: overrides})."""
+    out = {}
+    for name, spec in teachers.items():
+        spec = dict(spec or {})
+        unknown = set(spec) - {"model", "train", "label"}
+        if unknown:
+            raise ValueError(f"teachers.{name}: unknown key {sorted(unknown)[0]!r}; expected model, train, label")
+        out[name] = TeacherRunConfig(
+            name=spec.get("label", name),
+            data=from_dict(DataConfig, data, "data"),
+            model=from_dict(ModelConfig, spec.get("model"), f"teachers.{name}.model"),
+            train=from_dict(TrainConfig, deep_merge(train, spec.get("train")), f"teachers.{name}.train"),
+        )
+    return out

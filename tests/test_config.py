@@ -1,0 +1,54 @@
+"""Config dataclasses: strict keys and types, with messages that name the parameter."""
+import pytest
+
+from fer_lib.config import (ConfigError, DataConfig, ModelConfig, TeacherRunConfig, TrainConfig, config_hash,
+                            deep_merge, from_dict, to_dict)
+from fer_lib.tasks import teacher_configs
+
+
+def test_round_trip_and_nested():
+    cfg = from_dict(TrainConfig, {"epochs": 3, "augment": {"crop_scale": [0.9, 1.0]}})
+    assert cfg.epochs == 3 and cfg.augment.crop_scale == (0.9, 1.0)
+    assert from_dict(TrainConfig, to_dict(cfg)) == cfg
+
+
+@pytest.mark.parametrize("d, where", [
+    ({"lrr": 1}, "train.lrr: unknown key"),
+    ({"epochs": "ten"}, "train.epochs: expected an integer"),
+    ({"epochs": 0}, "train.epochs: expected >= 1"),
+    ({"loss": "hinge"}, "train.loss: expected one of ce, focal"),
+    ({"augment": {"crop_scale": [0.9]}}, "train.augment.crop_scale: expected a list of 2 numbers"),
+    ({"amp": "yes"}, "train.amp: expected true/false"),
+])
+def test_train_errors_name_the_parameter(d, where):
+    with pytest.raises(ConfigError, match=where.replace("(", r"\(")):
+        from_dict(TrainConfig, d, "train")
+
+
+def test_data_and_model_errors():
+    with pytest.raises(ConfigError, match="data.root: required for source 'fer2013'"):
+        DataConfig(source="fer2013")
+    with pytest.raises(ConfigError, match="data.source"):
+        DataConfig(source="imagenet")
+    with pytest.raises(ConfigError, match="model.in_chans"):
+        ModelConfig(in_chans=2)
+    with pytest.raises(ConfigError, match="data.limit"):
+        DataConfig(limit={"train": 0})
+
+
+def test_teacher_configs_merge_overrides_and_key_ignores_label():
+    cfgs = teacher_configs({"n_train": 10}, {"lr": 1e-3, "augment": {"hflip": 0.0}},
+                           {"a": {"label": "A", "model": {"arch": "resnet18"}, "train": {"augment": {"brightness": 0.3}}},
+                            "b": {"label": "B", "model": {"arch": "resnet18"}}})
+    assert cfgs["a"].train.augment.hflip == 0.0 and cfgs["a"].train.augment.brightness == 0.3
+    assert cfgs["a"].key_dict() != cfgs["b"].key_dict()
+    same = TeacherRunConfig("other name", cfgs["b"].data, cfgs["b"].model, cfgs["b"].train)
+    assert config_hash(same.key_dict()) == config_hash(cfgs["b"].key_dict())
+    with pytest.raises(ValueError, match="teachers.a: unknown key 'modle'"):
+        teacher_configs({}, {}, {"a": {"modle": {}}})
+    with pytest.raises(ConfigError, match="teachers.a.train.epoch: unknown key"):
+        teacher_configs({}, {}, {"a": {"train": {"epoch": 1}}})
+
+
+def test_deep_merge():
+    assert deep_merge({"a": {"b": 1, "c": 2}, "d": 1}, {"a": {"c": 3}}) == {"a": {"b": 1, "c": 3}, "d": 1}

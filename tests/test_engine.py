@@ -1,0 +1,109 @@
+"""The training engine: exact resume, DDP (two gloo processes) equal to one process, freezing, early stop."""
+from __future__ import annotations
+
+import os
+import socket
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from _tiny import assert_same_state, state, tiny_fit
+
+
+class Interrupt(RuntimeError):
+    pass
+
+
+def _interrupt_at(call: int):
+    n = {"calls": 0}
+
+    def hook():
+        n["calls"] += 1
+        if n["calls"] == call:
+            raise Interrupt(f"simulated crash in epoch {call}")
+    return hook
+
+
+@pytest.mark.parametrize("over", [
+    {},  # augmentation on (random crop/flip/jitter drawn on the device), ArcFace margin ramp
+    {"sampler": "class_balanced", "ema_decay": 0.9, "mixup_alpha": 0.4, "cutmix_alpha": 1.0, "grad_clip": 1.0},
+])
+def test_resumed_training_equals_uninterrupted(tmp_path, over):
+    model_a, res_a = tiny_fit(tmp_path / "a", **over)
+    with pytest.raises(Interrupt):
+        tiny_fit(tmp_path / "b", score_hook=_interrupt_at(3), **over)  # dies after 2 complete epochs
+    assert (tmp_path / "b" / "last.pt").exists()
+    model_b, res_b = tiny_fit(tmp_path / "b", **over)  # fresh process state, resumes at epoch 3
+    assert len(res_b.history) == 3
+    assert_same_state(state(model_a), state(model_b))
+    pd.testing.assert_frame_equal(pd.DataFrame(res_a.history).drop(columns="seconds"),
+                                  pd.DataFrame(res_b.history).drop(columns="seconds"))
+    assert res_a.best_epoch == res_b.best_epoch
+
+
+def test_different_seed_changes_training(tmp_path):
+    model_a, _ = tiny_fit(tmp_path / "a", epochs=1)
+    model_b, _ = tiny_fit(tmp_path / "b", epochs=1, seed=8)
+    with pytest.raises(AssertionError):
+        assert_same_state(state(model_a), state(model_b))
+
+
+def test_frozen_backbone_is_not_updated(tmp_path):
+    from fer_lib.models import create_model
+    from fer_lib.config import ModelConfig
+    from fer_lib.engine import seed_everything
+
+    seed_everything(7)
+    init = state(create_model(ModelConfig(arch="test_resnet"), 7))
+    model, _ = tiny_fit(tmp_path, epochs=1, freeze_backbone_epochs=1)
+    after = state(model)
+    for k in init:
+        if k.startswith("backbone.") and "running" not in k and "num_batches" not in k:
+            np.testing.assert_array_equal(init[k], after[k], err_msg=k)
+    assert not np.array_equal(init["head.weight"], after["head.weight"])
+
+
+def test_early_stopping_stops_and_resume_does_not_continue(tmp_path):
+    _, res = tiny_fit(tmp_path, epochs=6, early_stop_patience=1, lr=0.0)  # lr 0: the score never improves
+    assert res.stopped_early and len(res.history) == 2
+    _, again = tiny_fit(tmp_path, epochs=6, early_stop_patience=1, lr=0.0)
+    assert again.stopped_early and len(again.history) == 2
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank: int, world: int, port: int, workdir: str, out: str):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank))
+    from fer_lib.engine import DistEnv
+
+    env = DistEnv.from_env("cpu")
+    model, res = tiny_fit(workdir, arch="test_convnext", env=env, epochs=2, augment={
+        "crop_scale": [1.0, 1.0], "hflip": 0.0, "brightness": 0.0, "contrast": 0.0})
+    if rank == 0:
+        torch.save({"state": state(model), "history": res.history}, out)
+    torch.distributed.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_ddp_two_gloo_processes_equal_one_process(tmp_path):
+    """Same global batches (DistributedSampler shards one permutation), averaged gradients: same weights.
+
+    ConvNeXt uses LayerNorm, so per-rank batch statistics play no role; augmentation is off because each
+    rank draws its own random numbers.
+    """
+    single, res1 = tiny_fit(tmp_path / "one", arch="test_convnext", epochs=2, augment={
+        "crop_scale": [1.0, 1.0], "hflip": 0.0, "brightness": 0.0, "contrast": 0.0})
+    out = tmp_path / "ddp.pt"
+    mp.spawn(_ddp_worker, args=(2, _free_port(), str(tmp_path / "two"), str(out)), nprocs=2, join=True)
+    ddp = torch.load(out, weights_only=False)
+    assert_same_state(state(single), ddp["state"], atol=2e-5, rtol=1e-4)
+    np.testing.assert_allclose([h["val_macro_f1"] for h in res1.history],
+                               [h["val_macro_f1"] for h in ddp["history"]], atol=1e-6)

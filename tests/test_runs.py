@@ -1,0 +1,98 @@
+"""Run store: hit, miss, keys, atomicity, concurrent callers."""
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from fer_lib import __version__
+from fer_lib.runs import RunStore
+
+
+def _writer(calls: list, payload="ok"):
+    def compute(out, scratch):
+        calls.append((out, scratch))
+        assert scratch.is_dir() and out.is_dir()
+        (out / "metrics.json").write_text(json.dumps({"value": payload}))
+    return compute
+
+
+def test_miss_computes_then_hit_returns_without_computing(tmp_path):
+    store, calls = RunStore(tmp_path), []
+    run = store.run("teacher", {"lr": 1}, "fp", _writer(calls))
+    assert len(calls) == 1 and not run.hit
+    assert run.metrics == {"value": "ok"}
+    assert run.config["config"] == {"lr": 1} and run.config["data_fingerprint"] == "fp"
+    prov = run.provenance
+    assert prov["fer_lib"] == __version__ and prov["wall_seconds"] >= 0 and prov["data_fingerprint"] == "fp"
+    again = store.run("teacher", {"lr": 1}, "fp", _writer(calls))
+    assert len(calls) == 1 and again.hit and again.path == run.path
+    assert store.get("teacher", {"lr": 1}, "fp").path == run.path
+
+
+def test_key_depends_on_kind_config_data_and_version(tmp_path, monkeypatch):
+    store = RunStore(tmp_path)
+    k = store.key("teacher", {"lr": 1, "a": [1, 2]}, "fp")
+    assert k == store.key("teacher", {"a": [1, 2], "lr": 1}, "fp")  # key order does not matter
+    assert k != store.key("teacher", {"lr": 2, "a": [1, 2]}, "fp")
+    assert k != store.key("teacher", {"lr": 1, "a": [1, 2]}, "fp2")
+    assert k != store.key("student", {"lr": 1, "a": [1, 2]}, "fp")
+    import fer_lib.runs.store as store_mod
+    monkeypatch.setattr(store_mod, "__version__", "99.0")
+    assert k != store.key("teacher", {"lr": 1, "a": [1, 2]}, "fp")
+
+
+def test_failed_compute_leaves_nothing_readable_and_keeps_scratch(tmp_path):
+    store = RunStore(tmp_path)
+
+    def crash(out, scratch):
+        (out / "metrics.json").write_text("{half")
+        (scratch / "last.pt").write_text("checkpoint")
+        raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError):
+        store.run("teacher", {"x": 1}, "fp", crash)
+    key = store.key("teacher", {"x": 1}, "fp")
+    assert store.get("teacher", {"x": 1}, "fp") is None
+    assert not store.path("teacher", key).exists()
+    assert not [p for p in (tmp_path / "teacher").iterdir() if p.name.startswith(".tmp-")]
+    assert (tmp_path / "teacher" / ".partial" / key / "last.pt").exists()  # the next attempt resumes from it
+    seen = []
+
+    def resume(out, scratch):
+        seen.append((scratch / "last.pt").read_text())
+        (out / "metrics.json").write_text("{}")
+
+    store.run("teacher", {"x": 1}, "fp", resume)
+    assert seen == ["checkpoint"]
+    assert not (tmp_path / "teacher" / ".partial" / key).exists()  # cleaned once complete
+
+
+def test_half_written_temporary_run_is_never_read(tmp_path):
+    store = RunStore(tmp_path)
+    key = store.key("teacher", {"x": 1}, "fp")
+    (tmp_path / "teacher" / f".tmp-{key}-dead").mkdir(parents=True)  # a crashed writer's leftovers
+    assert store.get("teacher", {"x": 1}, "fp") is None
+    assert store.runs("teacher") == []
+
+
+def test_concurrent_callers_compute_once(tmp_path):
+    store, calls = RunStore(tmp_path), []
+    gate = threading.Event()
+
+    def slow(out, scratch):
+        calls.append(1)
+        gate.wait(5)
+        (out / "metrics.json").write_text("{}")
+
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(store.run("t", {"x": 1}, "fp", slow)))
+               for _ in range(3)]
+    for t in threads:
+        t.start()
+    gate.set()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1
+    assert len({r.path for r in results}) == 1 and sum(not r.hit for r in results) == 1
