@@ -1,7 +1,7 @@
 """Datasets: synthetic faces, FER2013 (three layouts), generic index CSV; transforms; audit."""
 from __future__ import annotations
 
-from ..config import DataConfig
+from ..config import DataConfig, from_dict
 from .. import paths
 from .dataset import SPLITS, ImageArrayDataset, LabeledImages, carve_val, limit_splits
 from .fer2013 import FER_CLASSES, DatasetError, load_fer2013
@@ -12,8 +12,9 @@ __all__ = ["DataConfig", "DatasetError", "FER_CLASSES", "ImageArrayDataset", "La
            "load_dataset", "load_fer2013", "load_index_csv", "load_synthetic_fer"]
 
 
-def load_dataset(cfg: DataConfig) -> LabeledImages:
+def load_dataset(cfg: DataConfig | dict) -> LabeledImages:
     """The dataset ``cfg`` names, with a val split (carved from train if absent) and ``limit`` applied."""
+    cfg = from_dict(DataConfig, cfg, "data")
     if cfg.source == "synthetic":
         data = load_synthetic_fer(cfg.n_train, cfg.n_val, cfg.n_test, seed=cfg.seed, size=cfg.size,
                                   label_noise=cfg.label_noise)

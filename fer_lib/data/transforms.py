@@ -54,8 +54,9 @@ def random_affine(n: int, aug: AugmentConfig, device) -> torch.Tensor:
     lo, hi = aug.crop_scale
     area = torch.empty(n, device=device).uniform_(lo, hi)
     log_r = torch.empty(n, device=device).uniform_(math.log(0.9), math.log(1.1))
-    w = torch.sqrt(area * log_r.exp()).clamp(max=1.0)
-    h = torch.sqrt(area / log_r.exp()).clamp(max=1.0)
+    w, h = torch.sqrt(area * log_r.exp()), torch.sqrt(area / log_r.exp())
+    misfit = (w > 1) | (h > 1)  # like torchvision's fallback: a crop that does not fit becomes square
+    w, h = torch.where(misfit, area.sqrt(), w), torch.where(misfit, area.sqrt(), h)
     cx = (torch.rand(n, device=device) * 2 - 1) * (1 - w)
     cy = (torch.rand(n, device=device) * 2 - 1) * (1 - h)
     flip = torch.where(torch.rand(n, device=device) < aug.hflip, -1.0, 1.0)

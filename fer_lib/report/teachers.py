@@ -63,4 +63,5 @@ def headline(table: pd.DataFrame, labels: dict[str, str]) -> dict:
     cnn = [n for n in table.index if n not in vit]
     gap = float(table.loc[cnn, "macro_f1"].max() - table.loc[vit, "macro_f1"].max()) if cnn and vit else float("nan")
     return {"best": labels[best], "best_macro_f1": table.loc[best, "macro_f1"], "best_acc": table.loc[best, "accuracy"],
-            "best_minority_f1": table.loc[best, "minority_f1"], "worst": labels[worst], "cnn_minus_vit": gap}
+            "best_minority_f1": table.loc[best, "minority_f1"], "worst": labels[worst],
+            "cnn_vit_relation": "exceeds" if gap >= 0 else "trails", "cnn_vit_gap": abs(gap)}

@@ -1,0 +1,18 @@
+"""fer-train trains a section's runs into the store; a second call reads them back."""
+import yaml
+
+from fer_lib.runs import RunStore
+from fer_lib.tasks.cli import main
+
+
+def test_fer_train_fills_the_store(tmp_path, capsys):
+    p = {"data": {"n_train": 96, "n_val": 32, "n_test": 32, "seed": 1},
+         "train": {"epochs": 1, "batch_size": 16, "img_size": 32, "num_workers": 0},
+         "teachers": {"tiny": {"model": {"arch": "test_resnet"}}, "other": {"model": {"arch": "test_convnext"}}}}
+    f = tmp_path / "p.yaml"
+    f.write_text(yaml.safe_dump(p))
+    main(["--params", str(f), "--only", "tiny"])
+    assert "tiny:" in capsys.readouterr().out
+    assert len(RunStore().runs("teacher")) == 1
+    main(["--params", str(f), "--only", "tiny"])
+    assert "from store" in capsys.readouterr().out

@@ -1,0 +1,95 @@
+"""Notebooks and parameters: stored clean, smoke defaults == params/smoke, every profile parses; the smoke
+report executes through papermill and the book builds with warnings as errors (slow)."""
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+from fer_lib.report.params import PROFILES
+from fer_lib.report.pipeline import SECTIONS, build_book, run_sections
+from fer_lib.tasks import teacher_configs
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def parameters_cell(nb) -> dict:
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    return {n.targets[0].id: ast.literal_eval(n.value) for n in ast.parse(cell.source).body
+            if isinstance(n, ast.Assign)}
+
+
+def test_every_section_has_a_notebook_and_the_toc_follows_the_pipeline():
+    assert {p.stem for p in NOTEBOOKS} == {s.name for s in SECTIONS}
+    toc = yaml.safe_load((ROOT / "book" / "_toc.yml").read_text())
+    files = [toc["root"]] + [c["file"] for c in toc["chapters"]]
+    assert files == [f"sections/{s.name}" for s in SECTIONS]
+    assert (ROOT / "book" / "_config.yml").resolve() == (ROOT / "_config.yml").resolve()  # one copy
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_is_stored_clean(path):
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    assert nb.metadata["kernelspec"]["name"] == "python3" and nb.metadata["language_info"]["name"] == "python"
+    assert all(not c.get("outputs") and c.get("execution_count") is None for c in nb.cells if c.cell_type == "code")
+    assert any("parameters" in c.metadata.get("tags", []) for c in nb.cells)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_smoke_defaults_equal_params_smoke_and_profiles_use_known_names(path):
+    defaults = parameters_cell(nbformat.read(path, as_version=4))
+    assert yaml.safe_load((ROOT / "params" / "smoke" / f"{path.stem}.yaml").read_text()) == defaults
+    for profile in PROFILES:
+        p = yaml.safe_load((ROOT / "params" / profile / f"{path.stem}.yaml").read_text())
+        assert set(p) <= set(defaults), f"{profile}/{path.stem}.yaml: unknown parameters {set(p) - set(defaults)}"
+        assert p.get("profile") == profile
+        if "teachers" in p:  # the configs of every profile must parse
+            assert teacher_configs(p["data"], p["train"], p["teachers"])
+
+
+def test_prose_has_no_hand_typed_results():
+    """Markdown cells cite results only through glue: no decimals like 0.734 or 73.4% typed by hand."""
+    pattern = re.compile(r"(?<![\w.§])(0\.\d{2,}|\d{2}\.\d+ ?%)")
+    for path in NOTEBOOKS:
+        for c in nbformat.read(path, as_version=4).cells:
+            if c.cell_type == "markdown":
+                text = re.sub(r"\{glue:\w+\}`[^`]+`", "", c.source)
+                text = re.sub(r"T ∈ \{[^}]*\}|\d\.\d\d, \d\.\d\d|0\.80|1\.20", "", text)  # the seed's grid
+                assert not pattern.search(text), f"{path.name}: hand-typed number {pattern.search(text)[0]!r}"
+
+
+@pytest.mark.slow
+def test_smoke_report_executes_and_builds_with_warnings_as_errors(tmp_path, monkeypatch):
+    book = tmp_path / "book"
+    shutil.copytree(ROOT / "book", book, ignore=shutil.ignore_patterns("_build", "sections", "_artifacts"))
+    monkeypatch.setenv("FER_REPORT_DIR", str(book / "_artifacts"))
+    status = run_sections("smoke", book)
+    assert set(status.values()) == {"ran"} and len(status) == len(SECTIONS)
+    build_book(book)  # raises when jupyter-book reports a warning (-W)
+    html = {s.name: (book / "_build" / "html" / "sections" / f"{s.name}.html").read_text() for s in SECTIONS}
+    for name in ("00_data", "01_teachers", "09_calibration"):
+        assert html[name].count("<img") >= 3, f"{name}: figures missing"
+        assert "pasted-text" in html[name], f"{name}: no glued numbers in the prose"
+    assert "smoke" in html["intro"]
+    prov = json.loads((book / "_artifacts" / "provenance" / "01_teachers.json").read_text())
+    assert prov["profile"] == "smoke" and prov["runs"] and all(not r["cached"] for r in prov["runs"])
+    # a second run with nothing changed executes nothing
+    assert set(run_sections("smoke", book).values()) == {"skipped"}
+    # a section runs alone through papermill from another directory and reads 01's teachers from the store
+    out = tmp_path / "elsewhere" / "OUT.ipynb"
+    out.parent.mkdir()
+    subprocess.run([str(Path(sys.executable).with_name("papermill")), str(ROOT / "notebooks" / "09_calibration.ipynb"),
+                    str(out)], cwd=out.parent, check=True, env=dict(os.environ))
+    prov09 = json.loads((book / "_artifacts" / "provenance" / "09_calibration.json").read_text())
+    assert all(r["cached"] for r in prov09["runs"])
