@@ -89,7 +89,11 @@ def carve_val(data: LabeledImages, fraction: float, seed: int, into: str = "val"
     """Move a stratified ``fraction`` of train into a new split ``into`` (fixed seed)."""
     train = np.flatnonzero(data.split == "train")
     n_val = int(round(fraction * len(train)))
-    pick = train[stratified_pick(data.labels[train], n_val, seed)]
+    try:
+        pick = train[stratified_pick(data.labels[train], n_val, seed)]
+    except ValueError as e:  # sklearn: too few images for a stratified split
+        raise ValueError(f"{data.name}: cannot carve a stratified {into} split of {fraction:.0%} (data.val_fraction) "
+                         f"from {len(train)} train images: {e}") from None
     split = data.split.astype("<U5").copy()
     split[pick] = into
     note = (f"no {into} split in the source: {len(pick)} train images ({fraction:.0%}, stratified, "

@@ -58,9 +58,10 @@ def detect_layout(root: Path) -> tuple[str, Path]:
         return "folders", root
     if (root / "fer2013.csv").is_file():
         return "csv", root / "fer2013.csv"
-    for base in (root / "fer2013", root):
-        if any((base / f).is_file() for f in ("icml_face_data.csv", "train.csv")):
-            return "torchvision", base
+    if any((root / "fer2013" / f).is_file() for f in ("fer2013.csv", "icml_face_data.csv", "train.csv")):
+        return "torchvision", root / "fer2013"
+    if any((root / f).is_file() for f in ("icml_face_data.csv", "train.csv")):
+        return "torchvision", root
     raise DatasetError(f"no FER2013 layout recognised under {root}; {LAYOUTS_HELP}")
 
 
@@ -161,7 +162,7 @@ def _decode_csv(csv: Path | list[Path]) -> LabeledImages:
 
 def _read_csv(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
     try:
-        df = pd.read_csv(path, dtype=str, skipinitialspace=True)
+        df = pd.read_csv(path, dtype=str, skipinitialspace=True, keep_default_na=False)
     except Exception as e:  # noqa: BLE001 - re-raised with the file named
         raise DatasetError(f"cannot read CSV {path}: {e}") from None
     df.columns = [c.strip() for c in df.columns]
@@ -174,11 +175,17 @@ def _read_csv(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
 
 
 def _parse_pixels(col: pd.Series, src: Path) -> np.ndarray:
-    counts = col.str.count(" ") + 1
-    bad = np.flatnonzero(counts.to_numpy() != SIZE * SIZE)
+    """Space-separated 0..255 integers, 48*48 per row; errors name the CSV row (header = row 1)."""
+    tokens = col.str.split()
+    counts = tokens.str.len().to_numpy()
+    bad = np.flatnonzero(counts != SIZE * SIZE)
     if len(bad):
-        raise DatasetError(f"{src}: row {bad[0] + 2}: expected {SIZE * SIZE} pixel values, got {counts.iloc[bad[0]]}")
-    flat = np.array(" ".join(col.tolist()).split(), dtype=np.int64)
-    if flat.min() < 0 or flat.max() > 255:
-        raise DatasetError(f"{src}: pixel values must lie in 0..255")
+        raise DatasetError(f"{src}: row {bad[0] + 2}: expected {SIZE * SIZE} pixel values, got {counts[bad[0]]}")
+    numeric = col.str.fullmatch(r"\s*\d+(\s+\d+)*\s*").to_numpy()
+    if not numeric.all():
+        raise DatasetError(f"{src}: row {np.flatnonzero(~numeric)[0] + 2}: pixels must be integers 0..255")
+    flat = np.array(" ".join(col.tolist()).split(), dtype=np.int64).reshape(-1, SIZE * SIZE)
+    out_of_range = np.flatnonzero((flat > 255).any(1))
+    if len(out_of_range):
+        raise DatasetError(f"{src}: row {out_of_range[0] + 2}: pixel values must lie in 0..255")
     return flat.astype(np.uint8).reshape(-1, SIZE, SIZE)

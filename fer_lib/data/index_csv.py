@@ -14,16 +14,20 @@ import numpy as np
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
+from ..config import config_hash
 from .cache import cached, files_fingerprint
 from .dataset import SPLITS, LabeledImages
 from .fer2013 import FER_CLASSES, DatasetError
 
 
 def load_index_csv(csv: str | Path, size: int = 112, color: str = "gray", cache_dir: Path | None = None) -> LabeledImages:
-    csv = Path(csv)
+    csv = Path(csv).resolve()
     if not csv.is_file():
         raise DatasetError(f"index CSV not found: {csv} (expected columns path, label, split[, source])")
-    df = pd.read_csv(csv, dtype=str, keep_default_na=False)
+    try:
+        df = pd.read_csv(csv, dtype=str, keep_default_na=False)
+    except Exception as e:  # noqa: BLE001 - re-raised with the file named
+        raise DatasetError(f"cannot read index CSV {csv}: {e}") from None
     missing = [c for c in ("path", "label", "split") if c not in df.columns]
     if missing:
         raise DatasetError(f"{csv}: missing column(s) {missing}; expected path, label, split[, source]")
@@ -32,28 +36,36 @@ def load_index_csv(csv: str | Path, size: int = 112, color: str = "gray", cache_
     bad = sorted(set(df["split"]) - set(SPLITS))
     if bad:
         raise DatasetError(f"{csv}: unknown split value(s) {bad}; expected {', '.join(SPLITS)}")
-    files = [p if p.is_absolute() else csv.parent / p for p in map(Path, df["path"])]
+    files = [(p if p.is_absolute() else csv.parent / p).resolve() for p in map(Path, df["path"])]
     for row, f in enumerate(files):
         if not f.is_file():
             raise DatasetError(f"{csv}: row {row + 2}: image file not found: {f}")
-    key = files_fingerprint([csv, *files], Path("/")) + f"-{size}-{color}"
-    return cached("index", files_fingerprint([csv], csv.parent)[:8] + key[:12],
-                  lambda: _decode(csv, df, files, size, color), cache_dir)
+    key = config_hash(files_fingerprint([csv, *files], Path("/")), size, color)
+    return cached(f"index-{csv.stem}", key, lambda: _decode(csv, df, files, size, color), cache_dir)
 
 
-def _labels(csv: Path, col: pd.Series) -> tuple[np.ndarray, tuple[str, ...]]:
-    if col.str.fullmatch(r"\d+").all():
+def _labels(csv: Path, col: pd.Series) -> tuple[np.ndarray, tuple[str, ...], str | None]:
+    """(label indices, class names, note): integer labels index FER_CLASSES; names may define new classes."""
+    is_int = col.str.fullmatch(r"\d+")
+    if is_int.all():
         idx = col.astype(int).to_numpy()
         if idx.max() >= len(FER_CLASSES):
             raise DatasetError(f"{csv}: integer labels must index the 7 FER classes (0..6), got {idx.max()}")
-        return idx, FER_CLASSES
+        return idx, FER_CLASSES, None
+    if is_int.any():
+        row = int(np.flatnonzero(is_int.to_numpy())[0]) + 2
+        raise DatasetError(f"{csv}: row {row}: labels mix integers and class names; use one or the other")
     names = col.str.strip().str.lower()
-    classes = FER_CLASSES if set(names) <= set(FER_CLASSES) else tuple(sorted(set(names)))
-    return names.map({c: i for i, c in enumerate(classes)}).to_numpy(), classes
+    if set(names) <= set(FER_CLASSES):
+        return names.map({c: i for i, c in enumerate(FER_CLASSES)}).to_numpy(), FER_CLASSES, None
+    classes = tuple(sorted(set(names)))
+    note = (f"labels are not the 7 FER classes, so the classes are the CSV's own: {', '.join(classes)} "
+            f"(not FER: {', '.join(sorted(set(names) - set(FER_CLASSES)))})")
+    return names.map({c: i for i, c in enumerate(classes)}).to_numpy(), classes, note
 
 
 def _decode(csv: Path, df: pd.DataFrame, files: list[Path], size: int, color: str) -> LabeledImages:
-    labels, classes = _labels(csv, df["label"])
+    labels, classes, label_note = _labels(csv, df["label"])
     mode = "L" if color == "gray" else "RGB"
     imgs = np.empty((len(files), size, size) + (() if mode == "L" else (3,)), np.uint8)
     for i, f in enumerate(files):
@@ -64,5 +76,7 @@ def _decode(csv: Path, df: pd.DataFrame, files: list[Path], size: int, color: st
             raise DatasetError(f"cannot read image {f} (row {i + 2} of {csv}): {e}") from None
     src = df["source"].to_numpy() if "source" in df.columns else np.full(len(df), csv.stem)
     notes = [f"index CSV {csv.name}: {len(df)} images from source(s) {', '.join(sorted(set(src)))}"]
+    if label_note:
+        notes.append(label_note)
     return LabeledImages(name=csv.stem, images=imgs, labels=labels, split=df["split"].to_numpy(),
                          classes=classes, ids=df["path"].to_numpy(), notes=tuple(notes))

@@ -26,7 +26,6 @@ import numpy as np
 import torch
 import torch.nn as nn
 from timm.data import Mixup
-from timm.optim import create_optimizer_v2
 from timm.scheduler import CosineLRScheduler
 from timm.utils import ModelEmaV3
 from torch.nn.parallel import DistributedDataParallel as DDP
@@ -37,6 +36,7 @@ from ..config import TrainConfig
 from ..data.sampler import train_sampler
 from .checkpoint import load_state, save_state, save_weights
 from .distributed import DistEnv, ShardSampler
+from .optim import make_optimizer
 
 ScoreFn = Callable[[np.ndarray], dict]  # val logits (N, C) -> metrics
 
@@ -132,8 +132,7 @@ def fit(task: nn.Module, train_set: Dataset, train_labels: np.ndarray, val_set: 
     if steps_per_epoch == 0:
         raise ValueError(f"train.batch_size {cfg.batch_size} exceeds the {len(train_set)} training images")
 
-    optimizer = create_optimizer_v2(task.model, "adamw", lr=cfg.lr, weight_decay=cfg.weight_decay,
-                                    layer_decay=cfg.layer_decay)
+    optimizer = make_optimizer(task.model, cfg)
     warmup = int(round(cfg.warmup_epochs * steps_per_epoch))
     total = cfg.epochs * steps_per_epoch
     scheduler = CosineLRScheduler(optimizer, t_initial=max(1, total - warmup), lr_min=cfg.min_lr, warmup_t=warmup,

@@ -40,9 +40,17 @@ def logit_adjusted_cross_entropy(logits: torch.Tensor, t: torch.Tensor, log_prio
     return soft_cross_entropy(logits.float() + tau * log_prior.to(logits.device), t)
 
 
-def balanced_softmax_loss(logits: torch.Tensor, t: torch.Tensor, class_counts: torch.Tensor) -> torch.Tensor:
-    prior = class_counts.float() / class_counts.sum()
-    return logit_adjusted_cross_entropy(logits, t, prior.log(), 1.0)
+def log_prior(class_counts) -> torch.Tensor:
+    """log(count / total), with a pseudo-count of 1 for a class missing from training (finite, not -inf)."""
+    counts = torch.as_tensor(np.asarray(class_counts, np.float64)).clamp_min(1.0).float()
+    return (counts / counts.sum()).log()
+
+
+def balanced_softmax_loss(logits: torch.Tensor, t: torch.Tensor, class_counts) -> torch.Tensor:
+    return logit_adjusted_cross_entropy(logits, t, log_prior(class_counts), 1.0)
+
+
+KINDS = ("ce", "focal", "balanced_softmax", "logit_adjusted")
 
 
 class ClassificationLoss(nn.Module):
@@ -51,14 +59,15 @@ class ClassificationLoss(nn.Module):
     def __init__(self, kind: str = "ce", label_smoothing: float = 0.0, focal_gamma: float = 2.0,
                  class_counts: np.ndarray | None = None, tau: float = 1.0):
         super().__init__()
+        if kind not in KINDS:
+            raise ValueError(f"loss: expected one of {', '.join(KINDS)}, got {kind!r}")
         self.kind, self.eps, self.gamma, self.tau = kind, label_smoothing, focal_gamma, tau
         if kind in ("balanced_softmax", "logit_adjusted"):
             if class_counts is None:
                 raise ValueError(f"loss '{kind}' needs the training class counts")
             if kind == "balanced_softmax":
                 self.tau = 1.0
-        counts = torch.as_tensor(np.ones(1) if class_counts is None else class_counts, dtype=torch.float)
-        self.register_buffer("log_prior", (counts / counts.sum()).log())
+        self.register_buffer("log_prior", log_prior(np.ones(1) if class_counts is None else class_counts))
 
     def forward(self, logits: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         t = smooth_targets(t, self.eps) if self.eps > 0 else t

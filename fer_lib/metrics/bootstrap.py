@@ -12,6 +12,7 @@ def bootstrap_ci(stat: Callable[..., float], *arrays, n_boot: int = 1000, ci: fl
 
     Each resample draws N indices with replacement and applies them to every array.
     """
+    arrays = tuple(np.asarray(a) for a in arrays)
     n = len(arrays[0])
     rng = np.random.default_rng(seed)
     boots = np.array([stat(*(a[idx] for a in arrays)) for idx in rng.integers(0, n, size=(n_boot, n))])

@@ -15,6 +15,9 @@ MINORITY = ("disgust", "fear", "sad")
 def confusion_matrix(y_true, y_pred, num_classes: int) -> np.ndarray:
     """(C, C) counts, rows = true class, columns = predicted class."""
     y_true, y_pred = np.asarray(y_true, np.int64), np.asarray(y_pred, np.int64)
+    for name, y in (("y_true", y_true), ("y_pred", y_pred)):
+        if len(y) and (y.min() < 0 or y.max() >= num_classes):
+            raise ValueError(f"{name}: class indices must lie in 0..{num_classes - 1}, got {y.min()}..{y.max()}")
     return np.bincount(y_true * num_classes + y_pred, minlength=num_classes**2).reshape(num_classes, num_classes)
 
 

@@ -1,0 +1,30 @@
+"""AdamW with timm's parameter groups: no weight decay on 1-d parameters, optional layer-wise LR decay.
+
+Layer-wise decay (BEiT-style, seed 000 §9.7's ViT recommendation) scales the learning rate of
+backbone layer i by ``layer_decay ** (L - i)``; the classifier head (and CBAM-lite) sit on top
+with scale 1.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+from timm.optim import create_optimizer_v2
+from timm.optim._param_groups import param_groups_layer_decay
+
+from ..config import TrainConfig
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    if not cfg.layer_decay:
+        return create_optimizer_v2(model, "adamw", lr=cfg.lr, weight_decay=cfg.weight_decay)
+    backbone = getattr(model, "backbone", None)
+    if backbone is None:
+        return create_optimizer_v2(model, "adamw", lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                   layer_decay=cfg.layer_decay)
+    groups = param_groups_layer_decay(backbone, weight_decay=cfg.weight_decay, layer_decay=cfg.layer_decay)
+    in_backbone = {id(p) for p in backbone.parameters()}
+    rest = [p for p in model.parameters() if p.requires_grad and id(p) not in in_backbone]
+    groups += [{"params": [p for p in rest if p.ndim > 1], "weight_decay": cfg.weight_decay, "lr_scale": 1.0},
+               {"params": [p for p in rest if p.ndim <= 1], "weight_decay": 0.0, "lr_scale": 1.0}]
+    return create_optimizer_v2([g for g in groups if g["params"]], "adamw", lr=cfg.lr,
+                               weight_decay=cfg.weight_decay)

@@ -1,0 +1,59 @@
+"""Ensemble runs (section 02; seed 000 §6, §9.2-9.5): weights searched on val, stored like any other run.
+
+An ensemble run is keyed by its members' run keys, the members' order and the grid step,
+so sections 08 and 09 get the very ensemble section 02 chose by asking the store again.
+It holds ``metrics.json`` (weights, val and test metrics), ``search.csv`` (every grid
+point with its val metrics) and ``outputs.npz`` (fused val/test probabilities and labels).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..models.ensemble import ensemble_metrics, fuse_probs, member_probs, search_weights, select_best
+from ..runs import Run, RunStore, write_json_atomic
+
+KIND = "ensemble"
+
+
+def ensemble_run(members: list[str], teacher_runs: dict[str, Run], step: float = 0.1,
+                 weights: list[float] | None = None, store: RunStore | None = None) -> Run:
+    """The fused ensemble of ``members`` (names in ``teacher_runs``): searched weights, or fixed ``weights``."""
+    store = store or RunStore()
+    missing = [m for m in members if m not in teacher_runs]
+    if missing:
+        raise ValueError(f"ensemble members {missing} are not teachers; expected some of {', '.join(teacher_runs)}")
+    runs = [teacher_runs[m] for m in members]
+    config = {"members": members, "member_runs": [r.key for r in runs], "step": step, "weights": weights}
+    classes = runs[0].metrics["classes"]
+
+    def compute(out: Path, scratch: Path) -> None:
+        arrays = [r.arrays() for r in runs]
+        val = member_probs([a["val_logits"] for a in arrays])
+        test = member_probs([a["test_logits"] for a in arrays])
+        y_val, y_test = arrays[0]["val_labels"], arrays[0]["test_labels"]
+        if weights is None:
+            w, table = search_weights(val, y_val, classes, step)
+            table.to_csv(out / "search.csv", index=False)
+        else:
+            w = np.asarray(weights, float) / np.sum(weights)
+        p_val, p_test = fuse_probs(val, w), fuse_probs(test, w)
+        write_json_atomic(out / "metrics.json", {
+            "members": members, "weights": [float(x) for x in w], "classes": classes,
+            "val": ensemble_metrics(p_val, y_val, classes), "test": ensemble_metrics(p_test, y_test, classes)})
+        np.savez(out / "outputs.npz", val_probs=p_val, val_labels=y_val, test_probs=p_test, test_labels=y_test)
+
+    return store.run(KIND, config, "+".join(r.key for r in runs), compute)
+
+
+def ensemble_runs(ensembles: dict[str, dict], teacher_runs: dict[str, Run], step: float = 0.1,
+                  store: RunStore | None = None) -> dict[str, Run]:
+    """``ensembles``: name -> {members: [...], weights: optional fixed weights}."""
+    return {name: ensemble_run(spec["members"], teacher_runs, step, spec.get("weights"), store)
+            for name, spec in ensembles.items()}
+
+
+def choose(runs: dict[str, Run]) -> str:
+    """The ensemble the seed's selection order prefers on validation."""
+    return select_best({name: r.metrics["val"] for name, r in runs.items()})
