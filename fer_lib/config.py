@@ -25,8 +25,9 @@ class ConfigError(ValueError):
 class DataConfig:
     """Which images a run trains and evaluates on (``data:`` in the YAML)."""
 
-    source: str = "synthetic"  # synthetic | fer2013 | index_csv
-    root: str | None = None  # fer2013: folder or CSV of any accepted layout; index_csv: the CSV
+    source: str = "synthetic"  # synthetic | fer2013 | index_csv | cifar100 | synthetic_cifar
+    root: str | None = None  # fer2013: folder or CSV of any accepted layout; index_csv: the CSV; cifar100: folder
+    download: bool = False  # cifar100 only: fetch it with torchvision when missing (never otherwise)
     seed: int = 0  # synthetic generation, val carving, subsampling
     n_train: int = 2400  # synthetic only
     n_val: int = 600  # synthetic only
@@ -38,9 +39,9 @@ class DataConfig:
     limit: dict[str, int] = field(default_factory=dict)  # stratified cap per split, e.g. {train: 8000}
 
     def __post_init__(self):
-        _choice("data.source", self.source, ("synthetic", "fer2013", "index_csv"))
+        _choice("data.source", self.source, ("synthetic", "fer2013", "index_csv", "cifar100", "synthetic_cifar"))
         _choice("data.color", self.color, ("gray", "rgb"))
-        if self.source != "synthetic" and not self.root:
+        if self.source in ("fer2013", "index_csv", "cifar100") and not self.root:
             raise ConfigError(f"data.root: required for source '{self.source}' (a path to the dataset)")
         if not 0.0 < self.val_fraction < 1.0:
             raise ConfigError(f"data.val_fraction: expected a number in (0, 1), got {self.val_fraction}")

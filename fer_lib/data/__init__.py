@@ -6,10 +6,12 @@ from .. import paths
 from .dataset import SPLITS, ImageArrayDataset, LabeledImages, carve_val, limit_splits
 from .fer2013 import FER_CLASSES, DatasetError, load_fer2013
 from .index_csv import load_index_csv
+from .cifar import load_cifar100
+from .synthetic_cifar import load_synthetic_cifar
 from .synthetic_fer import load_synthetic_fer
 
 __all__ = ["DataConfig", "DatasetError", "FER_CLASSES", "ImageArrayDataset", "LabeledImages", "SPLITS",
-           "load_dataset", "load_fer2013", "load_index_csv", "load_synthetic_fer"]
+           "load_dataset", "load_cifar100", "load_fer2013", "load_index_csv", "load_synthetic_cifar", "load_synthetic_fer"]
 
 
 def load_dataset(cfg: DataConfig | dict) -> LabeledImages:
@@ -18,6 +20,11 @@ def load_dataset(cfg: DataConfig | dict) -> LabeledImages:
     if cfg.source == "synthetic":
         data = load_synthetic_fer(cfg.n_train, cfg.n_val, cfg.n_test, seed=cfg.seed, size=cfg.size,
                                   label_noise=cfg.label_noise)
+    elif cfg.source == "synthetic_cifar":
+        data = load_synthetic_cifar(cfg.n_train, cfg.n_val, cfg.n_test, seed=cfg.seed, size=cfg.size,
+                                    label_noise=cfg.label_noise)
+    elif cfg.source == "cifar100":
+        data = load_cifar100(paths.resolve(cfg.root), download=cfg.download)
     elif cfg.source == "fer2013":
         data = load_fer2013(paths.resolve(cfg.root))
     else:

@@ -7,6 +7,8 @@ fingerprint, and notes that say what the loader decided (e.g. "val carved from t
 from __future__ import annotations
 
 import hashlib
+import random
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -116,11 +118,35 @@ def limit_splits(data: LabeledImages, limit: dict[str, int], seed: int) -> Label
     return replace(out, notes=data.notes + tuple(notes))
 
 
+@contextmanager
+def seeded(seed: int):
+    """Run a block with torch, numpy and python RNGs seeded by ``seed``; restore them afterwards."""
+    state = (torch.random.get_rng_state(), np.random.get_state(), random.getstate())
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+    try:
+        yield
+    finally:
+        torch.random.set_rng_state(state[0])
+        np.random.set_state(state[1])
+        random.setstate(state[2])
+
+
 class ImageArrayDataset(Dataset):
-    """``(image tensor, label)`` pairs from uint8 arrays; the transform sees a CHW uint8 tensor."""
+    """``(image tensor, label)`` pairs from uint8 arrays; the transform sees a CHW uint8 tensor.
+
+    After ``set_epoch(seed, epoch)`` the per-sample transform of image ``i`` draws its randomness
+    from ``(seed, epoch, i)`` only, so an epoch's views can be replayed exactly (e.g. to reuse cached
+    teacher outputs) whatever else consumed random numbers in between.
+    """
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, transform=None):
         self.images, self.labels, self.transform = images, np.asarray(labels, np.int64), transform
+        self.view_seed: int | None = None
+
+    def set_epoch(self, seed: int, epoch: int) -> None:
+        self.view_seed = (seed * 1_000_003 + epoch) * 10_000_019
 
     def __len__(self):
         return len(self.labels)
@@ -129,5 +155,9 @@ class ImageArrayDataset(Dataset):
         x = torch.from_numpy(self.images[i])
         x = x.unsqueeze(0) if x.ndim == 2 else x.permute(2, 0, 1)
         if self.transform is not None:
-            x = self.transform(x)
+            if self.view_seed is None:
+                x = self.transform(x)
+            else:
+                with seeded((self.view_seed + int(i)) % 2**63):
+                    x = self.transform(x)
         return x, int(self.labels[i])

@@ -235,10 +235,14 @@ def flip_labels(rng: np.random.Generator, labels: np.ndarray, rate: float) -> np
     return out
 
 
-def synthetic_faces(n: int, seed: int, size: int = 48, label_noise: float = 0.06, chunk: int = 256):
-    """``n`` faces: (images uint8 (n,size,size), noisy labels, true labels, part masks)."""
+def synthetic_faces(n: int, seed: int, size: int = 48, label_noise: float = 0.06, chunk: int = 256,
+                    labels: np.ndarray | None = None):
+    """``n`` faces: (images uint8 (n,size,size), noisy labels, true labels, part masks).
+
+    Expression classes are drawn with the seed's shares unless ``labels`` fixes them.
+    """
     rng = np.random.default_rng(seed)
-    true = sample_labels(rng, n)
+    true = sample_labels(rng, n) if labels is None else np.asarray(labels)
     params = sample_face_params(rng, true)
     imgs, masks = [], []
     for i in range(0, n, chunk):

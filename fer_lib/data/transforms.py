@@ -12,7 +12,10 @@ seed 000 §8.3's light augmentation, sampled independently per image --
   FER's 48 px images are upsampled to 224 px once, on the GPU, in ``paper``);
 - brightness and contrast jitter (torchvision ColorJitter's definitions);
 - normalisation and explicit grayscale handling: ``in_chans=3`` repeats the gray channel;
-- random erasing (timm).
+- random erasing (Zhong et al. 2020, timm's "pixel" mode).
+
+The batched stage draws from its own generator (``reseed``), so an epoch's views do not depend on
+how many random numbers the model consumed in between (dropout, drop-path): views can be replayed.
 
 ``BatchAugment(aug=None)`` is the evaluation transform: resize + normalise.
 """
@@ -49,18 +52,22 @@ def sample_transform(aug: AugmentConfig | None, img_size: int):
     return v2.Compose([v2.ToPILImage(), ra, v2.PILToTensor()])
 
 
-def random_affine(n: int, aug: AugmentConfig, device) -> torch.Tensor:
+def _uniform(n: int, lo: float, hi: float, device, g: torch.Generator | None) -> torch.Tensor:
+    return torch.rand(n, device=device, generator=g) * (hi - lo) + lo
+
+
+def random_affine(n: int, aug: AugmentConfig, device, g: torch.Generator | None = None) -> torch.Tensor:
     """(n, 2, 3) maps from output to input coordinates: resized crop, flip, rotation."""
     lo, hi = aug.crop_scale
-    area = torch.empty(n, device=device).uniform_(lo, hi)
-    log_r = torch.empty(n, device=device).uniform_(math.log(0.9), math.log(1.1))
+    area = _uniform(n, lo, hi, device, g)
+    log_r = _uniform(n, math.log(0.9), math.log(1.1), device, g)
     w, h = torch.sqrt(area * log_r.exp()), torch.sqrt(area / log_r.exp())
     misfit = (w > 1) | (h > 1)  # like torchvision's fallback: a crop that does not fit becomes square
     w, h = torch.where(misfit, area.sqrt(), w), torch.where(misfit, area.sqrt(), h)
-    cx = (torch.rand(n, device=device) * 2 - 1) * (1 - w)
-    cy = (torch.rand(n, device=device) * 2 - 1) * (1 - h)
-    flip = torch.where(torch.rand(n, device=device) < aug.hflip, -1.0, 1.0)
-    rot = (torch.rand(n, device=device) * 2 - 1) * math.radians(aug.rotation)
+    cx = _uniform(n, -1, 1, device, g) * (1 - w)
+    cy = _uniform(n, -1, 1, device, g) * (1 - h)
+    flip = torch.where(_uniform(n, 0, 1, device, g) < aug.hflip, -1.0, 1.0)
+    rot = _uniform(n, -1, 1, device, g) * math.radians(aug.rotation)
     cos, sin = torch.cos(rot), torch.sin(rot)
     theta = torch.stack([torch.stack([w * flip * cos, -h * sin, cx], 1),
                          torch.stack([w * flip * sin, h * cos, cy], 1)], 1)
@@ -75,41 +82,60 @@ class BatchAugment(nn.Module):
         self.size, self.in_chans, self.aug = img_size, in_chans, aug
         self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
-        self.erase = None
-        if aug is not None and aug.random_erasing > 0:
-            from timm.data.random_erasing import RandomErasing
+        self.generator: torch.Generator | None = None
 
-            self.erase = RandomErasing(aug.random_erasing, mode="pixel", device="cpu")
+    def reseed(self, seed: int, device) -> None:
+        """Draw this transform's randomness from its own generator seeded by ``seed`` (replayable views)."""
+        self.generator = torch.Generator(device=device).manual_seed(seed)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.float().div_(255.0)
-        n = x.shape[0]
+        n, g = x.shape[0], self.generator
         if self.aug is None:
             if x.shape[-2:] != (self.size, self.size):
                 x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=True,
                                   align_corners=False)
         else:
-            grid = F.affine_grid(random_affine(n, self.aug, x.device), [n, x.shape[1], self.size, self.size],
+            grid = F.affine_grid(random_affine(n, self.aug, x.device, g), [n, x.shape[1], self.size, self.size],
                                  align_corners=False)
             x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
             x = self._jitter(x)
         if x.shape[1] == 1 and self.in_chans == 3:
             x = x.expand(-1, 3, -1, -1)
         x = (x - self.mean) / self.std
-        if self.erase is not None:
-            self.erase.device = x.device
-            x = self.erase(x)
+        if self.aug is not None and self.aug.random_erasing > 0:
+            x = random_erasing(x, self.aug.random_erasing, g)
         return x
 
     def _jitter(self, x: torch.Tensor) -> torch.Tensor:
-        n, dev = x.shape[0], x.device
+        n, dev, g = x.shape[0], x.device, self.generator
         if self.aug.brightness > 0:
             b = self.aug.brightness
-            x = x * torch.empty(n, 1, 1, 1, device=dev).uniform_(1 - b, 1 + b)
+            x = x * _uniform(n, 1 - b, 1 + b, dev, g).view(n, 1, 1, 1)
         if self.aug.contrast > 0:
             c = self.aug.contrast
             gray = x.mean(1, keepdim=True) if x.shape[1] == 1 else (
                 0.299 * x[:, :1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
             m = gray.mean((2, 3), keepdim=True)
-            x = (x - m) * torch.empty(n, 1, 1, 1, device=dev).uniform_(1 - c, 1 + c) + m
+            x = (x - m) * _uniform(n, 1 - c, 1 + c, dev, g).view(n, 1, 1, 1) + m
         return x.clamp_(0.0, 1.0)
+
+
+def random_erasing(x: torch.Tensor, p: float, g: torch.Generator | None = None, scale=(0.02, 1 / 3),
+                   ratio=(0.3, 3.3)) -> torch.Tensor:
+    """Random Erasing (Zhong et al. 2020) on a normalised batch: with probability ``p`` per image, one
+    rectangle of area ``scale`` and aspect ``ratio`` is replaced by standard-normal noise (timm's "pixel" mode)."""
+    n, c, h, w = x.shape
+    hit = _uniform(n, 0, 1, x.device, g) < p
+    area = _uniform(n, *scale, x.device, g) * h * w
+    r = torch.exp(_uniform(n, math.log(ratio[0]), math.log(ratio[1]), x.device, g))
+    eh = (area * r).sqrt().round().clamp(1, h).long()
+    ew = (area / r).sqrt().round().clamp(1, w).long()
+    top = (_uniform(n, 0, 1, x.device, g) * (h - eh + 1)).long()
+    left = (_uniform(n, 0, 1, x.device, g) * (w - ew + 1)).long()
+    noise = torch.randn(x.shape, device=x.device, generator=g, dtype=x.dtype)
+    rows = torch.arange(h, device=x.device).view(1, h, 1)
+    cols = torch.arange(w, device=x.device).view(1, 1, w)
+    box = ((rows >= top.view(n, 1, 1)) & (rows < (top + eh).view(n, 1, 1)) & (cols >= left.view(n, 1, 1))
+           & (cols < (left + ew).view(n, 1, 1)) & hit.view(n, 1, 1)).unsqueeze(1)
+    return torch.where(box, noise, x)

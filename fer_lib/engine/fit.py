@@ -10,7 +10,10 @@ layer-wise LR decay), linear warm-up into cosine decay per step, autocast fp16 +
 GradScaler on CUDA, channels_last on CUDA, gradient clipping, EMA, per-epoch evaluation
 with the best weights kept by a validation metric, early stopping, and an atomic
 ``last.pt`` after every epoch from which an interrupted run resumes exactly: each epoch's
-randomness is drawn from ``(seed, epoch)`` alone, so resumed and uninterrupted runs match.
+randomness is drawn from ``(seed, epoch)`` alone, so resumed and uninterrupted runs match; the
+training *views* (sample order, augmentation, MixUp/CutMix) come from generators of their own, so
+runs that share a data pipeline see identical views whatever their models consume in between.
+Optional task hooks: ``set_step(epoch, step, x)`` before each step, ``end_epoch(epoch)`` after.
 Under ``torchrun`` the task is wrapped in DDP and the data sharded across ranks.
 """
 from __future__ import annotations
@@ -100,6 +103,15 @@ def _to_device(x: torch.Tensor, device: torch.device, transform: nn.Module | Non
     return x
 
 
+def _replayable_views(train_set, train_tf, seed: int, epoch: int, env: DistEnv, dev) -> None:
+    """Tie every random draw that shapes an epoch's training views to (seed, epoch, rank) only."""
+    view_seed = epoch_seed(seed, epoch, env.rank) + 1
+    if hasattr(train_set, "set_epoch"):
+        train_set.set_epoch(seed + 7_919 * env.rank, epoch)
+    if train_tf is not None and hasattr(train_tf, "reseed"):
+        train_tf.reseed(view_seed, dev)
+
+
 def fit(task: nn.Module, train_set: Dataset, train_labels: np.ndarray, val_set: Dataset, cfg: TrainConfig,
         workdir: Path, score: ScoreFn, num_classes: int, *, train_tf: nn.Module | None = None,
         eval_tf: nn.Module | None = None, frozen_params: list[nn.Parameter] | None = None,
@@ -163,6 +175,7 @@ def fit(task: nn.Module, train_set: Dataset, train_labels: np.ndarray, val_set: 
     for epoch in bar:
         t0 = time.perf_counter()
         seed_everything(epoch_seed(cfg.seed, epoch, env.rank))
+        _replayable_views(train_set, train_tf, cfg.seed, epoch, env, dev)
         sampler.set_epoch(epoch)
         loader = DataLoader(train_set, **loader_kw)
         task.train()
@@ -175,6 +188,8 @@ def fit(task: nn.Module, train_set: Dataset, train_labels: np.ndarray, val_set: 
             else:
                 t = nn.functional.one_hot(y, num_classes).float()
             progress_epoch = epoch + i / steps_per_epoch
+            if hasattr(task, "set_step"):
+                task.set_step(epoch, i, x)
             with autocast(dev, cfg.amp):
                 _, losses = net(x, t, progress_epoch)
                 loss = sum(losses.values())
@@ -194,6 +209,8 @@ def fit(task: nn.Module, train_set: Dataset, train_labels: np.ndarray, val_set: 
                 ema.update(task.model, step=step)
             for k, v in {"loss": loss, **losses}.items():
                 sums[k] = sums.get(k, 0.0) + v.detach().float()
+        if hasattr(task, "end_epoch"):
+            task.end_epoch(epoch)
         eval_model = ema.module if ema is not None else task.model
         scores = score(predict(eval_model, val_set, cfg.eval_batch_size, env, cfg.amp, use_cl, cfg.num_workers,
                                eval_tf))

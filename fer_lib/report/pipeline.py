@@ -41,8 +41,12 @@ SECTIONS = (
     SectionSpec("intro"),
     SectionSpec("00_data"),
     SectionSpec("01_teachers"),
-    SectionSpec("09_calibration", ("01_teachers",)),
-    SectionSpec("appendix", ("intro", "00_data", "01_teachers", "09_calibration")),
+    SectionSpec("02_ensembles", ("01_teachers",)),
+    SectionSpec("03_vit_revisit", ("01_teachers",)),
+    SectionSpec("08_deployment", ("01_teachers", "02_ensembles")),
+    SectionSpec("09_calibration", ("01_teachers", "02_ensembles")),
+    SectionSpec("appendix", ("intro", "00_data", "01_teachers", "02_ensembles", "03_vit_revisit", "08_deployment",
+                             "09_calibration")),
 )
 
 

@@ -1,0 +1,147 @@
+"""Distillation losses as pure functions (seeds 002 and 003).
+
+Conventions: ``s`` student logits (N, C), ``ts`` a list of K teacher logits (N, C), ``t`` the
+target distribution (N, C) -- one-hot, or mixed by MixUp/CutMix, so "the probability a teacher
+gives the true class" is sum_c t_c p_c. ``T`` is the softening temperature. KL terms are
+per-sample KL(p_teacher || p_student) at temperature T times T^2 (Hinton et al. 2015), averaged
+over the batch (``torch.nn.KLDivLoss(reduction="batchmean")``'s convention).
+
+Single teacher
+    KD (Hinton; seed 002 §2.1, seed 003 eq. 1):  L = alpha * KL_T(p_t || p_s) T^2 + (1 - alpha) * CE
+    DKD (Zhao et al. 2022; seed 003 eq. 2-4):  L = alpha * TCKD + beta * NCKD, with
+        TCKD = KL([p_t^y, 1 - p_t^y] || [p_s^y, 1 - p_s^y]) T^2   (binary target / non-target split)
+        NCKD = KL(p_t^{\\y} || p_s^{\\y}) T^2                      (distribution over the non-target classes)
+      scaled by min(epoch / warmup, 1); the target class y is argmax t (the dominant class of a mixed image).
+
+Multiple teachers (seed 002 §2.2)
+    CA-WKD, eq. 1-4:  L^k_CE = -sum_c t_c log softmax(z_Tk)_c per sample,
+        w^k = (1 - softmax_k(L^k_CE)) / (K - 1),  L_KL = sum_k w^k KL_T(p_Tk || p_s) T^2,  L = L_KL + CE.
+      The weights always sum to 1, so when every teacher is wrong the student still follows them (the
+      drawback the seed names).
+    alpha-guided CA-WKD, eq. 5-6:  L = alpha L_KL + (1 - alpha) CE, alpha = sigmoid(gamma (Conf_avg - theta)),
+        Conf_avg = batch mean of the probability softmax(mean_k z_Tk) gives the true class.  [The seed leaves
+        "confidence" undefined; the true-class probability is what makes alpha fall when teachers misclassify.]
+    adaptive alpha, §2.2.3:  alpha = batch mean of max_k p_Tk(y | x);  L = alpha KL_T(p_T* || p_s) T^2
+        + (1 - alpha) CE, T* the most confident teacher per sample; ``with_ce=False`` drops CE (L = KL only).
+    AVER (reference):  KD against the mean of the teachers' softened distributions.
+    EBKD (reference; Kwon et al. 2020):  per-sample weights softmax_k(-H(p_Tk)), lower entropy, more weight.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .classification import soft_cross_entropy
+
+
+def kl_div(teacher_logits: torch.Tensor, student_logits: torch.Tensor, T: float) -> torch.Tensor:
+    """Per-sample KL(softmax(z_t/T) || softmax(z_s/T)) * T^2, shape (N,)."""
+    log_ps = F.log_softmax(student_logits.float() / T, dim=1)
+    log_pt = F.log_softmax(teacher_logits.float() / T, dim=1)
+    return (log_pt.exp() * (log_pt - log_ps)).sum(1) * T * T
+
+
+def kl_to_probs(p_teacher: torch.Tensor, student_logits: torch.Tensor, T: float) -> torch.Tensor:
+    """Per-sample KL(p_teacher || softmax(z_s/T)) * T^2 for a given teacher distribution."""
+    log_ps = F.log_softmax(student_logits.float() / T, dim=1)
+    p = p_teacher.float()
+    return (p * (torch.log(p.clamp_min(1e-12)) - log_ps)).sum(1) * T * T
+
+
+def true_class_prob(logits: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """sum_c t_c softmax(z)_c per sample: the probability of the (possibly mixed) true class."""
+    return (F.softmax(logits.float(), dim=1) * t).sum(1)
+
+
+def kd_loss(s, teacher, t, T: float = 4.0, alpha: float = 0.5, ce=None) -> dict:
+    ce = soft_cross_entropy(s, t) if ce is None else ce
+    return {"loss_kd": alpha * kl_div(teacher, s, T).mean(), "loss_ce": (1 - alpha) * ce}
+
+
+def dkd_terms(s: torch.Tensor, teacher: torch.Tensor, target: torch.Tensor, T: float):
+    """(TCKD, NCKD) per sample for hard target indices ``target``."""
+    mask = F.one_hot(target, s.shape[1]).bool()
+    ps, pt = F.softmax(s.float() / T, 1), F.softmax(teacher.float() / T, 1)
+    bs = torch.stack([ps[mask], 1 - ps[mask]], 1).clamp_min(1e-12)
+    bt = torch.stack([pt[mask], 1 - pt[mask]], 1).clamp_min(1e-12)
+    tckd = (bt * (bt.log() - bs.log())).sum(1) * T * T
+    big = torch.finfo(torch.float32).max / 4
+    log_ps_nt = F.log_softmax(s.float() / T - big * mask, 1)
+    log_pt_nt = F.log_softmax(teacher.float() / T - big * mask, 1)
+    nckd = (log_pt_nt.exp() * (log_pt_nt - log_ps_nt)).masked_fill(mask, 0).sum(1) * T * T
+    return tckd, nckd
+
+
+def dkd_loss(s, teacher, t, T: float = 4.0, alpha: float = 1.0, beta: float = 8.0, warmup: float = 0.0,
+             epoch: float = 0.0, ce=None) -> dict:
+    tckd, nckd = dkd_terms(s, teacher, t.argmax(1), T)
+    ramp = min(epoch / warmup, 1.0) if warmup > 0 else 1.0
+    ce = soft_cross_entropy(s, t) if ce is None else ce
+    return {"loss_tckd": ramp * alpha * tckd.mean(), "loss_nckd": ramp * beta * nckd.mean(), "loss_ce": ce}
+
+
+def ca_wkd_weights(teachers: list[torch.Tensor], t: torch.Tensor) -> torch.Tensor:
+    """Seed 002 eq. 1: (K, N) per-sample teacher weights from the teachers' cross-entropy."""
+    k = len(teachers)
+    if k < 2:
+        raise ValueError("CA-WKD needs at least two teachers")
+    ce = torch.stack([-(t * F.log_softmax(z.float(), 1)).sum(1) for z in teachers])  # (K, N)
+    return (1.0 - F.softmax(ce, dim=0)) / (k - 1)
+
+
+def weighted_kl(s, teachers, weights: torch.Tensor, T: float) -> torch.Tensor:
+    """sum_k w^k KL_T(p_Tk || p_s) T^2, batch mean (seed 002 eq. 2-3)."""
+    return (weights * torch.stack([kl_div(z, s, T) for z in teachers])).sum(0).mean()
+
+
+def ca_wkd_loss(s, teachers, t, T: float = 4.0, ce=None) -> dict:
+    ce = soft_cross_entropy(s, t) if ce is None else ce
+    return {"loss_kd": weighted_kl(s, teachers, ca_wkd_weights(teachers, t), T), "loss_ce": ce}
+
+
+def alpha_guided_alpha(teachers, t, gamma: float = 2.0, theta: float = 0.3) -> torch.Tensor:
+    """Seed 002 eq. 6 (a scalar): sigmoid(gamma * (Conf_avg - theta))."""
+    conf = true_class_prob(torch.stack([z.float() for z in teachers]).mean(0), t).mean()
+    return torch.sigmoid(gamma * (conf - theta))
+
+
+def alpha_guided_loss(s, teachers, t, T: float = 4.0, gamma: float = 2.0, theta: float = 0.3, ce=None) -> dict:
+    alpha = alpha_guided_alpha(teachers, t, gamma, theta)
+    ce = soft_cross_entropy(s, t) if ce is None else ce
+    return {"loss_kd": alpha * weighted_kl(s, teachers, ca_wkd_weights(teachers, t), T),
+            "loss_ce": (1 - alpha) * ce}
+
+
+def most_confident(teachers, t) -> tuple[torch.Tensor, torch.Tensor]:
+    """(index of the most confident teacher per sample, its true-class probability): seed 002 §2.2.3."""
+    probs = torch.stack([true_class_prob(z, t) for z in teachers])  # (K, N)
+    best, idx = probs.max(0)
+    return idx, best
+
+
+def adaptive_alpha_loss(s, teachers, t, T: float = 4.0, with_ce: bool = True, ce=None) -> dict:
+    idx, best = most_confident(teachers, t)
+    chosen = torch.stack([z.float() for z in teachers])[idx, torch.arange(len(idx))]
+    kl = kl_div(chosen, s, T).mean()
+    if not with_ce:
+        return {"loss_kd": kl}
+    alpha = best.mean()
+    ce = soft_cross_entropy(s, t) if ce is None else ce
+    return {"loss_kd": alpha * kl, "loss_ce": (1 - alpha) * ce}
+
+
+def aver_loss(s, teachers, t, T: float = 4.0, alpha: float = 0.5, ce=None) -> dict:
+    p = torch.stack([F.softmax(z.float() / T, 1) for z in teachers]).mean(0)
+    ce = soft_cross_entropy(s, t) if ce is None else ce
+    return {"loss_kd": alpha * kl_to_probs(p, s, T).mean(), "loss_ce": (1 - alpha) * ce}
+
+
+def ebkd_weights(teachers, T: float = 1.0) -> torch.Tensor:
+    """(K, N): softmax over teachers of minus the entropy of each teacher's prediction."""
+    ent = torch.stack([-(F.softmax(z.float() / T, 1) * F.log_softmax(z.float() / T, 1)).sum(1) for z in teachers])
+    return F.softmax(-ent, dim=0)
+
+
+def ebkd_loss(s, teachers, t, T: float = 4.0, alpha: float = 0.5, ce=None) -> dict:
+    ce = soft_cross_entropy(s, t) if ce is None else ce
+    return {"loss_kd": alpha * weighted_kl(s, teachers, ebkd_weights(teachers), T), "loss_ce": (1 - alpha) * ce}

@@ -1,0 +1,32 @@
+"""Section 08: parameters, weights size, batch-1 latency and batch-64 throughput on the device at hand."""
+from __future__ import annotations
+
+import pandas as pd
+import torch
+
+from ..engine import load_weights
+from ..engine.latency import measure_latency, measure_throughput, model_size
+from ..models import create_model
+from ..models.ensemble import ProbabilityEnsemble
+
+
+def load_teacher(cfg, run, num_classes: int, device) -> torch.nn.Module:
+    return load_weights(create_model(cfg.model, num_classes), run.file("weights.safetensors")).to(device).eval()
+
+
+def benchmark(models: dict[str, tuple[torch.nn.Module, tuple[int, ...]]], device, warmup: int = 50, runs: int = 200,
+              batch: int = 64, batch_runs: int = 10, amp: bool = True) -> pd.DataFrame:
+    """``models``: name -> (model, input shape without batch). One row per model."""
+    rows = {}
+    for name, (model, shape) in models.items():
+        x1 = torch.randn(1, *shape, device=device)
+        xb = torch.randn(batch, *shape, device=device)
+        lat = measure_latency(model, x1, warmup, runs, amp)
+        rows[name] = {**model_size(model), "input": "x".join(map(str, shape)), "latency_ms": lat["median_ms"],
+                      "latency_p90_ms": lat["p90_ms"], f"throughput_b{batch} (img/s)": measure_throughput(
+                          model, xb, warmup=2, runs=batch_runs, amp=amp)}
+    return pd.DataFrame(rows).T
+
+
+def ensemble_model(members: list[torch.nn.Module], weights) -> ProbabilityEnsemble:
+    return ProbabilityEnsemble(members, weights).eval()

@@ -1,0 +1,117 @@
+"""Ensemble fusion, weight search (against brute force), selection order; the latency harness."""
+from __future__ import annotations
+
+import itertools
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from fer_lib.engine.latency import measure_latency, measure_throughput, model_size
+from fer_lib.metrics import classification_metrics, ece, softmax
+from fer_lib.models.ensemble import (ProbabilityEnsemble, fuse_probs, search_weights, select_best, selection_key,
+                                     weight_grid)
+
+CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+
+
+def _probs(n=300, seed=0, noise=1.5):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 7, n)
+    members = [softmax(np.eye(7)[y] * 2.0 + rng.normal(0, noise, (n, 7))) for _ in range(3)]
+    return members, y
+
+
+def test_fusion_is_normalised_and_scale_free():
+    (p1, p2, _), _ = _probs()
+    f = fuse_probs([p1, p2], [2, 6])
+    np.testing.assert_allclose(f, 0.25 * p1 + 0.75 * p2)
+    np.testing.assert_allclose(f.sum(1), 1.0)
+    with pytest.raises(ValueError, match="non-negative"):
+        fuse_probs([p1, p2], [1, -1])
+    with pytest.raises(ValueError):
+        fuse_probs([p1, p2], [0, 0])
+
+
+@pytest.mark.parametrize("k, expected", [(2, 11), (3, 66)])
+def test_weight_grid_is_the_simplex_lattice(k, expected):
+    g = weight_grid(k, 0.1)
+    assert g.shape == (expected, k)
+    np.testing.assert_allclose(g.sum(1), 1.0)
+    assert len({tuple(np.round(r, 6)) for r in g}) == expected and (g >= 0).all()
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_search_matches_brute_force(k):
+    members, y = _probs()
+    members = members[:k]
+    best_w, table = search_weights(members, y, CLASSES, 0.1)
+    # brute force, written independently: every lattice point, compared with explicit lexicographic rules
+    best, best_m = None, None
+    for c in itertools.product(range(11), repeat=k):
+        if sum(c) != 10:
+            continue
+        w = np.array(c) / 10
+        p = sum(wi * pi for wi, pi in zip(w, members))
+        m = classification_metrics(y, p.argmax(1), CLASSES)
+        cand = (round(m["macro_f1"], 4), round(m["minority_f1"], 4), -round(ece(p, y), 4), round(m["accuracy"], 4))
+        if best_m is None or cand > best_m:
+            best, best_m = w, cand
+    np.testing.assert_allclose(best_w, best)
+    assert len(table) == len(weight_grid(k))
+
+
+def test_selection_order_macro_then_minority_then_ece_then_accuracy():
+    base = {"macro_f1": 0.7, "minority_f1": 0.6, "ece": 0.1, "accuracy": 0.8}
+    cands = {"a": base, "b": dict(base, macro_f1=0.71, minority_f1=0.1, ece=0.9, accuracy=0.1)}
+    assert select_best(cands) == "b"
+    cands = {"a": base, "b": dict(base, minority_f1=0.61, ece=0.9)}
+    assert select_best(cands) == "b"
+    cands = {"a": base, "b": dict(base, ece=0.05, accuracy=0.1)}
+    assert select_best(cands) == "b"
+    cands = {"a": base, "b": dict(base, accuracy=0.81)}
+    assert select_best(cands) == "b"
+    # differences below 4 decimals are ties and fall through to the next criterion
+    cands = {"a": dict(base, macro_f1=0.70001), "b": dict(base, minority_f1=0.7)}
+    assert select_best(cands) == "b"
+    assert selection_key(base) < selection_key(dict(base, macro_f1=0.6))
+
+
+def test_probability_ensemble_module_matches_fusion():
+    torch.manual_seed(0)
+    members = [torch.nn.Linear(5, 7), torch.nn.Linear(5, 7)]
+    x = torch.randn(4, 5)
+    ens = ProbabilityEnsemble(members, [0.7, 0.3])
+    expected = fuse_probs([m(x).softmax(-1).detach().numpy() for m in members], [0.7, 0.3])
+    np.testing.assert_allclose(ens(x).detach().numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
+class _SlowThenFast(torch.nn.Module):
+    def __init__(self, slow_calls: int):
+        super().__init__()
+        self.calls, self.slow_calls = 0, slow_calls
+        self.lin = torch.nn.Linear(3, 2)
+
+    def forward(self, x):
+        self.calls += 1
+        time.sleep(0.03 if self.calls <= self.slow_calls else 0.001)
+        return self.lin(x)
+
+
+def test_latency_excludes_warmup_and_reports_median_p90():
+    m = _SlowThenFast(slow_calls=5)
+    lat = measure_latency(m, torch.randn(1, 3), warmup=5, runs=20)
+    assert m.calls == 25 and lat["runs"] == 20 and lat["warmup"] == 5
+    assert 1.0 <= lat["median_ms"] < 10.0  # the slow warm-up calls are not timed
+    assert lat["p90_ms"] >= lat["median_ms"]
+    m2 = _SlowThenFast(slow_calls=5)
+    assert measure_latency(m2, torch.randn(1, 3), warmup=0, runs=10)["p90_ms"] > 20.0  # no warm-up: slow calls count
+
+
+def test_throughput_and_size():
+    m = torch.nn.Linear(100, 10)
+    assert model_size(m)["params_m"] == pytest.approx(1010 / 1e6)
+    assert model_size(m)["size_mb"] == pytest.approx(1010 * 4 / 2**20)
+    ips = measure_throughput(m, torch.randn(64, 100), warmup=2, runs=5)
+    assert ips > 0
