@@ -85,6 +85,7 @@ class AugmentConfig:
     contrast: float = 0.2
     rotation: float = 0.0  # degrees
     rand_augment: str | None = None  # timm RandAugment string, e.g. "rand-m7-n2"
+    auto_augment: str | None = None  # torchvision AutoAugment policy: cifar10 | imagenet | svhn
     random_erasing: float = 0.0
 
 
@@ -134,6 +135,27 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class DistillConfig:
+    """How a student learns from its teachers (``distill:`` of an arm; seeds 002 and 003)."""
+
+    method: str = "none"  # none | kd | dkd | ca_wkd | alpha_guided | adaptive_alpha | aver | ebkd
+    temperature: float = 4.0
+    alpha: float = 0.5  # KD / AVER / EBKD: weight of the KL term; DKD: weight of TCKD
+    beta: float = 8.0  # DKD: weight of NCKD
+    warmup_epochs: float = 0.0  # DKD: linear ramp of the distillation terms
+    gamma: float = 2.0  # alpha-guided CA-WKD
+    theta: float = 0.3  # alpha-guided CA-WKD
+    with_ce: bool = True  # adaptive alpha: False trains on the KL term only
+    cache_teacher_outputs: bool = True  # reuse teachers' logits across runs that share the views
+
+    def __post_init__(self):
+        _choice("distill.method", self.method,
+                ("none", "kd", "dkd", "ca_wkd", "alpha_guided", "adaptive_alpha", "aver", "ebkd"))
+        if self.temperature <= 0:
+            raise ConfigError(f"distill.temperature: expected > 0, got {self.temperature}")
+
+
+@dataclass(frozen=True)
 class TeacherRunConfig:
     """One FER teacher run (section 01): data + model + training. ``name`` is a display label."""
 
@@ -147,6 +169,23 @@ class TeacherRunConfig:
         d = to_dict(self)
         d.pop("name")
         return d
+
+
+@dataclass(frozen=True)
+class StudentRunConfig:
+    """One student run (sections 04, 05): its own data/model/training, the method, and its teachers."""
+
+    name: str
+    data: DataConfig
+    model: ModelConfig
+    train: TrainConfig
+    distill: DistillConfig
+    teachers: tuple[TeacherRunConfig, ...] = ()
+    teacher_roles: tuple[str, ...] = ()
+
+    def key_dict(self) -> dict:
+        return {"data": to_dict(self.data), "model": to_dict(self.model), "train": to_dict(self.train),
+                "distill": to_dict(self.distill), "teachers": [t.key_dict() for t in self.teachers]}
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -85,11 +85,14 @@ class FaceParams:
         return len(self.label)
 
 
-def sample_face_params(rng: np.random.Generator, labels: np.ndarray) -> FaceParams:
-    """Expression from the class-conditional distribution of each label, nuisance at random."""
+def sample_face_params(rng: np.random.Generator, labels: np.ndarray, intensity=(0.35, 1.1)) -> FaceParams:
+    """Expression from the class-conditional distribution of each label, nuisance at random.
+
+    ``intensity`` bounds how far each face moves from neutral towards its class mean.
+    """
     n = len(labels)
     means = np.array([_CLASS_MEANS[c] for c in FER_CLASSES])[labels]
-    intensity = rng.uniform(0.35, 1.1, size=(n, 1))
+    intensity = rng.uniform(*intensity, size=(n, 1))
     expr = _NEUTRAL + intensity * (means - _NEUTRAL) + rng.normal(size=(n, len(EXPR))) * _EXPR_STD
     expr = np.clip(expr, _EXPR_LO, _EXPR_HI)
     u = lambda lo, hi: rng.uniform(lo, hi, n)  # noqa: E731
@@ -236,14 +239,14 @@ def flip_labels(rng: np.random.Generator, labels: np.ndarray, rate: float) -> np
 
 
 def synthetic_faces(n: int, seed: int, size: int = 48, label_noise: float = 0.06, chunk: int = 256,
-                    labels: np.ndarray | None = None):
+                    labels: np.ndarray | None = None, intensity=(0.35, 1.1)):
     """``n`` faces: (images uint8 (n,size,size), noisy labels, true labels, part masks).
 
     Expression classes are drawn with the seed's shares unless ``labels`` fixes them.
     """
     rng = np.random.default_rng(seed)
     true = sample_labels(rng, n) if labels is None else np.asarray(labels)
-    params = sample_face_params(rng, true)
+    params = sample_face_params(rng, true, intensity)
     imgs, masks = [], []
     for i in range(0, n, chunk):
         sl = slice(i, i + chunk)

@@ -1,7 +1,7 @@
 """Input pipeline: a cheap per-sample stage on the loader, the geometric/photometric work batched on the device.
 
 Per-sample stage (``sample_transform``, DataLoader workers, uint8 CHW): only policies that
-need it (timm RandAugment, torchvision's AutoAugment); otherwise images pass through as uint8,
+need it (torchvision's AutoAugment, timm RandAugment); otherwise images pass through as uint8,
 so loading a 48x48 FER batch is a memcpy.
 
 Batched stage (``BatchAugment``, on the training device, uint8 NCHW -> normalised float):
@@ -41,15 +41,27 @@ def normalize_stats(input_norm: str, in_chans: int, dataset_stats: tuple[float, 
     return (dataset_stats[0],) * in_chans, (dataset_stats[1],) * in_chans
 
 
-def sample_transform(aug: AugmentConfig | None, img_size: int):
-    """Per-sample policy on uint8 CHW tensors, or None when the config asks for none."""
-    if aug is None or not aug.rand_augment:
-        return None
-    from timm.data.auto_augment import rand_augment_transform
+AUTO_AUGMENT = {"cifar10": v2.AutoAugmentPolicy.CIFAR10, "imagenet": v2.AutoAugmentPolicy.IMAGENET,
+                "svhn": v2.AutoAugmentPolicy.SVHN}
 
-    ra = rand_augment_transform(aug.rand_augment, {"translate_const": int(img_size * 0.45),
-                                                   "img_mean": (128, 128, 128)})
-    return v2.Compose([v2.ToPILImage(), ra, v2.PILToTensor()])
+
+def sample_transform(aug: AugmentConfig | None, img_size: int):
+    """Per-sample policy on uint8 CHW tensors (torchvision AutoAugment, timm RandAugment), or None."""
+    if aug is None:
+        return None
+    ops = []
+    if aug.auto_augment:
+        if aug.auto_augment not in AUTO_AUGMENT:
+            raise ValueError(f"augment.auto_augment: expected one of {', '.join(AUTO_AUGMENT)}, got "
+                             f"{aug.auto_augment!r}")
+        ops.append(v2.AutoAugment(AUTO_AUGMENT[aug.auto_augment]))
+    if aug.rand_augment:
+        from timm.data.auto_augment import rand_augment_transform
+
+        ra = rand_augment_transform(aug.rand_augment, {"translate_const": int(img_size * 0.45),
+                                                       "img_mean": (128, 128, 128)})
+        ops += [v2.ToPILImage(), ra, v2.PILToTensor()]
+    return v2.Compose(ops) if ops else None
 
 
 def _uniform(n: int, lo: float, hi: float, device, g: torch.Generator | None) -> torch.Tensor:

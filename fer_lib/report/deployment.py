@@ -30,3 +30,21 @@ def benchmark(models: dict[str, tuple[torch.nn.Module, tuple[int, ...]]], device
 
 def ensemble_model(members: list[torch.nn.Module], weights) -> ProbabilityEnsemble:
     return ProbabilityEnsemble(members, weights).eval()
+
+
+def section_models(params: dict, section: str) -> dict[str, tuple[torch.nn.Module, tuple[int, ...]]]:
+    """Untrained instances of the teachers and the student a distillation section's ``params`` define (size and
+    speed do not depend on the weights), keyed ``"<section>: <label>"``."""
+    from ..config import ModelConfig, TrainConfig, deep_merge, from_dict
+    from ..data import load_dataset
+    from ..tasks import teacher_configs
+
+    n = len(load_dataset(params["data"]).classes)
+    out = {}
+    for cfg in teacher_configs(params["data"], params["teacher_train"], params["teachers"]).values():
+        out[f"{section}: {cfg.name}"] = (create_model(cfg.model, n).eval(),
+                                         (cfg.model.in_chans, cfg.train.img_size, cfg.train.img_size))
+    m = from_dict(ModelConfig, params["student"], "student")
+    size = from_dict(TrainConfig, params["train"], "train").img_size
+    out[f"{section}: student ({m.arch})"] = (create_model(m, n).eval(), (m.in_chans, size, size))
+    return out

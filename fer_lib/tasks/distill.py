@@ -1,0 +1,269 @@
+"""Student runs (sections 04 and 05): a student trained from scratch or distilled from teachers.
+
+One ``Distiller`` class per run in mdistiller's style: ``forward(x, t, epoch)`` returns the
+student logits and a dict of named losses, the method chosen by ``distill.method``
+(``fer_lib.losses.distillation`` holds the formulas). Teachers are frozen, run in inference
+mode on the very batch the student sees (after MixUp/CutMix, so both see the same mixed
+input), each through an input adapter to its own resolution and normalisation.
+
+Teacher outputs are cached per epoch (``TeacherOutputCache``) when the views can be replayed:
+every student that shares a data pipeline (data, seed, batch size, augmentation, sampler)
+sees identical views (see ``fer_lib.engine.fit``), so the first run computes the teachers'
+logits and the others read them. Each cached step stores a fingerprint of its input, and a
+mismatch falls back to running the teachers, so the cache can never feed the wrong targets.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..config import (ConfigError, DataConfig, DistillConfig, ModelConfig, StudentRunConfig, TeacherRunConfig,
+                      TrainConfig, config_hash, deep_merge, from_dict, to_dict)
+from ..data import LabeledImages, load_dataset
+from ..data.transforms import normalize_stats
+from ..engine import DistEnv, fit, load_weights, predict, seed_everything
+from ..losses import ClassificationLoss
+from ..losses import distillation as D
+from ..models import create_model
+from ..runs import Run, RunStore, write_json_atomic
+from .teacher import batch_transforms, datasets, evaluate_logits, train_teacher
+
+KIND = "student"
+MULTI = ("ca_wkd", "alpha_guided", "adaptive_alpha", "aver", "ebkd")
+
+
+class InputAdapter(nn.Module):
+    """Re-express a normalised batch for another model: undo the student's normalisation, resize,
+    repeat gray channels, apply the teacher's normalisation. Identity when both conventions agree."""
+
+    def __init__(self, src: tuple, dst: tuple, size: int, in_chans: int):
+        super().__init__()
+        self.identity = src == dst and size is None
+        self.size, self.in_chans = size, in_chans
+        for name, v in zip(("src_mean", "src_std", "dst_mean", "dst_std"), (*src, *dst)):
+            self.register_buffer(name, torch.tensor(v).view(1, -1, 1, 1), persistent=False)
+
+    def forward(self, x):
+        if self.identity:
+            return x
+        x = x * self.src_std + self.src_mean
+        if self.size is not None and x.shape[-1] != self.size:
+            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
+        if x.shape[1] == 1 and self.in_chans == 3:
+            x = x.expand(-1, 3, -1, -1)
+        return (x - self.dst_mean) / self.dst_std
+
+
+class TeacherOutputCache:
+    """Teachers' logits per (epoch, step), one atomically written ``.npz`` per complete epoch."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._epoch, self._loaded, self._pending = None, None, {}
+        self.hits = self.misses = 0
+
+    @staticmethod
+    def fingerprint(x: torch.Tensor) -> np.ndarray:
+        x = x.detach().double()
+        return np.array([x.sum().item(), (x * x).sum().item(), float(x.numel())])
+
+    def _file(self, epoch: int) -> Path:
+        return self.path / f"epoch_{epoch:04d}.npz"
+
+    def lookup(self, epoch: int, step: int, x: torch.Tensor) -> list[torch.Tensor] | None:
+        if self._epoch != epoch:
+            self._epoch, self._pending = epoch, {}
+            f = self._file(epoch)
+            self._loaded = dict(np.load(f)) if f.exists() else None
+        if self._loaded is None or step >= len(self._loaded["fp"]):
+            self.misses += 1
+            return None
+        if not np.allclose(self._loaded["fp"][step], self.fingerprint(x), rtol=1e-6, atol=1e-6):
+            self.misses += 1
+            return None  # not the same view: run the teachers
+        self.hits += 1
+        z = torch.from_numpy(self._loaded["logits"][step]).to(x.device)
+        return list(z.unbind(0))
+
+    def record(self, epoch: int, step: int, x: torch.Tensor, logits: list[torch.Tensor]) -> None:
+        if self._loaded is None:
+            self._pending[step] = (self.fingerprint(x), torch.stack(logits).float().cpu().numpy())
+
+    def end_epoch(self, epoch: int, steps: int) -> None:
+        if self._loaded is not None or len(self._pending) != steps:
+            return
+        fd, tmp = tempfile.mkstemp(dir=self.path, suffix=".npz.tmp")
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, fp=np.stack([self._pending[i][0] for i in range(steps)]),
+                     logits=np.stack([self._pending[i][1] for i in range(steps)]))
+        os.replace(tmp, self._file(epoch))
+        self._pending = {}
+
+
+class Distiller(nn.Module):
+    """Student + frozen teachers + the distillation objective of ``cfg.method``."""
+
+    def __init__(self, student: nn.Module, teachers: list[nn.Module], adapters: list[nn.Module],
+                 cfg: DistillConfig, ce: ClassificationLoss, cache: TeacherOutputCache | None = None,
+                 steps_per_epoch: int | None = None):
+        super().__init__()
+        self.model, self.teachers, self.adapters = student, nn.ModuleList(teachers), nn.ModuleList(adapters)
+        for p in self.teachers.parameters():
+            p.requires_grad_(False)
+        self.cfg, self.ce, self.cache, self.steps_per_epoch = cfg, ce, cache, steps_per_epoch
+        self._step = (0, 0)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.teachers.eval()  # teachers always infer (BN statistics, dropout off)
+        return self
+
+    def set_step(self, epoch: int, step: int, x: torch.Tensor) -> None:
+        self._step = (epoch, step)
+
+    def end_epoch(self, epoch: int) -> None:
+        if self.cache is not None and self.steps_per_epoch:
+            self.cache.end_epoch(epoch, self.steps_per_epoch)
+
+    def teacher_logits(self, x: torch.Tensor) -> list[torch.Tensor]:
+        if self.cache is not None:
+            hit = self.cache.lookup(*self._step, x)
+            if hit is not None:
+                return hit
+        with torch.inference_mode():
+            z = [t(a(x)).float() for t, a in zip(self.teachers, self.adapters)]
+        z = [zi.clone() for zi in z]  # plain tensors again: usable as constants in the autograd graph
+        if self.cache is not None:
+            self.cache.record(*self._step, x, z)
+        return z
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, epoch: float):
+        s = self.model(x)
+        ce = self.ce(s, t)
+        c, m = self.cfg, self.cfg.method
+        if m == "none":
+            return s, {"loss_ce": ce}
+        z = self.teacher_logits(x)
+        if m == "kd":
+            return s, D.kd_loss(s, z[0], t, c.temperature, c.alpha, ce)
+        if m == "dkd":
+            return s, D.dkd_loss(s, z[0], t, c.temperature, c.alpha, c.beta, c.warmup_epochs, epoch, ce)
+        if m == "ca_wkd":
+            return s, D.ca_wkd_loss(s, z, t, c.temperature, ce)
+        if m == "alpha_guided":
+            return s, D.alpha_guided_loss(s, z, t, c.temperature, c.gamma, c.theta, ce)
+        if m == "adaptive_alpha":
+            return s, D.adaptive_alpha_loss(s, z, t, c.temperature, c.with_ce, ce)
+        if m == "aver":
+            return s, D.aver_loss(s, z, t, c.temperature, c.alpha, ce)
+        return s, D.ebkd_loss(s, z, t, c.temperature, c.alpha, ce)
+
+
+def _input_convention(model_cfg: ModelConfig, train_cfg: TrainConfig, data: LabeledImages):
+    return normalize_stats(model_cfg.input_norm, model_cfg.in_chans, data.pixel_stats("train"))
+
+
+def view_key(cfg: StudentRunConfig, data: LabeledImages, teacher_runs: list[Run], rank: int, world: int) -> str:
+    """What determines the views and the teachers' answers on them."""
+    t = cfg.train
+    pipeline = {k: getattr(t, k) for k in ("seed", "batch_size", "img_size", "sampler", "mixup_alpha",
+                                           "cutmix_alpha", "mix_prob")}
+    pipeline["augment"] = to_dict(t.augment)
+    pipeline["student_input"] = [cfg.model.in_chans, cfg.model.input_norm]
+    return config_hash(pipeline, data.fingerprint, [r.key for r in teacher_runs], rank, world)[:20]
+
+
+def train_student(cfg: StudentRunConfig, store: RunStore | None = None, data: LabeledImages | None = None,
+                  teacher_runs: list[Run] | None = None, env: DistEnv | None = None, progress: bool = True) -> Run:
+    """The student run for ``cfg`` from the store; trained (teachers trained or read first) on a miss."""
+    store = store or RunStore()
+    data = data if data is not None else load_dataset(cfg.data)
+    if teacher_runs is None:
+        teacher_runs = [train_teacher(tc, store, data, env, progress) for tc in cfg.teachers]
+
+    def compute(out: Path, scratch: Path) -> None:
+        e = env or DistEnv.from_env()
+        dev = e.device
+        seed_everything(cfg.train.seed)
+        student = create_model(cfg.model, len(data.classes))
+        sets = datasets(data, cfg.train)
+        train_tf, eval_tf = batch_transforms(data, cfg.model, cfg.train)
+        src = _input_convention(cfg.model, cfg.train, data)
+        teachers, adapters = [], []
+        for tc, tr in zip(cfg.teachers, teacher_runs):
+            teachers.append(load_weights(create_model(tc.model, len(data.classes)), tr.file("weights.safetensors")))
+            dst = _input_convention(tc.model, tc.train, data)
+            size = tc.train.img_size if tc.train.img_size != cfg.train.img_size else None
+            adapters.append(InputAdapter(src, dst, size, tc.model.in_chans))
+        y_train = sets["train"].labels
+        per_rank = max(1, cfg.train.batch_size // e.world_size)
+        steps = int(np.ceil(len(y_train) / e.world_size)) // per_rank
+        cache = None
+        if cfg.distill.cache_teacher_outputs and cfg.distill.method != "none":
+            cache = TeacherOutputCache(store.root / "teacher_outputs" / view_key(cfg, data, teacher_runs, e.rank,
+                                                                                e.world_size))
+        ce = ClassificationLoss("ce", cfg.train.label_smoothing)
+        task = Distiller(student, teachers, adapters, cfg.distill, ce, cache, steps)
+        y_val = sets["val"].labels
+        result = fit(task, sets["train"], y_train, sets["val"], cfg.train, scratch,
+                     lambda z: evaluate_logits(z, y_val, data.classes), len(data.classes), train_tf=train_tf,
+                     eval_tf=eval_tf, env=e, progress=progress)
+        load_weights(student, result.best_weights)
+        logits = {s: predict(student, sets[s], cfg.train.eval_batch_size, e, cfg.train.amp, transform=eval_tf)
+                  for s in ("val", "test")}
+        if not e.is_main:
+            return
+        metrics = {s: evaluate_logits(logits[s], sets[s].labels, data.classes) for s in ("val", "test")}
+        teacher_acc = [tr.metrics["test"]["accuracy"] for tr in teacher_runs]
+        metrics.update(best_epoch=result.best_epoch, epochs_run=len(result.history),
+                       stopped_early=result.stopped_early, classes=list(data.classes),
+                       params=sum(p.numel() for p in student.parameters()), teacher_test_accuracy=teacher_acc,
+                       retention=(metrics["test"]["accuracy"] / max(teacher_acc)) if teacher_acc else None,
+                       teacher_cache={"hits": cache.hits, "misses": cache.misses} if cache else None)
+        write_json_atomic(out / "metrics.json", metrics)
+        pd.DataFrame(result.history).to_csv(out / "history.csv", index=False)
+        np.savez(out / "outputs.npz", val_logits=logits["val"], val_labels=sets["val"].labels,
+                 test_logits=logits["test"], test_labels=sets["test"].labels)
+        shutil.copy(result.best_weights, out / "weights.safetensors")
+
+    return store.run(KIND, cfg.key_dict(), data.fingerprint, compute, env)
+
+
+def student_configs(data: dict, train: dict, student: dict, teachers: dict[str, TeacherRunConfig],
+                    arms: dict[str, dict]) -> dict[str, StudentRunConfig]:
+    """One config per arm: ``{label, teachers: [roles], distill: {...}, train: overrides, model: overrides}``."""
+    out = {}
+    for name, arm in arms.items():
+        arm = dict(arm or {})
+        unknown = set(arm) - {"label", "teachers", "distill", "train", "model"}
+        if unknown:
+            raise ConfigError(f"arms.{name}: unknown key {sorted(unknown)[0]!r}; expected label, teachers, "
+                              f"distill, train, model")
+        roles = arm.get("teachers", [])
+        missing = [r for r in roles if r not in teachers]
+        if missing:
+            raise ConfigError(f"arms.{name}.teachers: {missing} not among the teachers ({', '.join(teachers)})")
+        distill = from_dict(DistillConfig, arm.get("distill"), f"arms.{name}.distill")
+        if distill.method in ("ca_wkd", "alpha_guided") and len(roles) < 2:
+            raise ConfigError(f"arms.{name}: method {distill.method} needs at least two teachers")
+        if distill.method in MULTI and not roles:
+            raise ConfigError(f"arms.{name}: method {distill.method} needs teachers")
+        if distill.method in ("kd", "dkd") and len(roles) != 1:
+            raise ConfigError(f"arms.{name}: method {distill.method} takes exactly one teacher, got {len(roles)}")
+        if distill.method == "none" and roles:
+            raise ConfigError(f"arms.{name}: a student from scratch (method none) takes no teachers")
+        out[name] = StudentRunConfig(
+            name=arm.get("label", name), data=from_dict(DataConfig, data, "data"),
+            model=from_dict(ModelConfig, deep_merge(student, arm.get("model")), f"arms.{name}.model"),
+            train=from_dict(TrainConfig, deep_merge(train, arm.get("train")), f"arms.{name}.train"),
+            distill=distill, teachers=tuple(teachers[r] for r in roles), teacher_roles=tuple(roles))
+    return out

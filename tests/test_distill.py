@@ -1,0 +1,142 @@
+"""Student runs: replayable views, the teacher-output cache (same loss as running the teachers),
+arm validation, and an end-to-end distillation on the synthetic many-class data."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from fer_lib.config import ConfigError, DataConfig, DistillConfig, ModelConfig, TrainConfig, from_dict
+from fer_lib.data import load_dataset
+from fer_lib.engine import DistEnv, fit, seed_everything
+from fer_lib.losses import ClassificationLoss
+from fer_lib.models import create_model
+from fer_lib.runs import RunStore
+from fer_lib.tasks import teacher_configs, train_teacher
+from fer_lib.tasks.distill import Distiller, InputAdapter, TeacherOutputCache, student_configs, train_student
+from fer_lib.tasks.teacher import batch_transforms, datasets, evaluate_logits
+
+DATA = {"source": "synthetic_cifar", "n_train": 128, "n_val": 42, "n_test": 42, "size": 32, "seed": 2}
+STRONG = {"crop_scale": [0.6, 1.0], "hflip": 0.5, "brightness": 0.2, "contrast": 0.2, "auto_augment": "cifar10",
+          "random_erasing": 0.5}
+TRAIN = {"epochs": 2, "batch_size": 16, "img_size": 32, "num_workers": 0, "lr": 2e-3, "warmup_epochs": 0,
+         "mixup_alpha": 0.8, "cutmix_alpha": 1.0, "augment": STRONG, "eval_batch_size": 64}
+
+
+def _teacher_runs(tmp_path):
+    tcfg = teacher_configs(DATA, dict(TRAIN, epochs=1),
+                           {"a": {"model": {"arch": "test_resnet", "head": "linear", "in_chans": 3}},
+                            "b": {"model": {"arch": "test_convnext", "head": "linear", "in_chans": 3}}})
+    store = RunStore(tmp_path / "runs")
+    return tcfg, {k: train_teacher(c, store, progress=False) for k, c in tcfg.items()}, store
+
+
+class _Recorder(torch.nn.Module):
+    """A task that records every training view and uses dropout (consuming the global RNG)."""
+
+    def __init__(self, model, p):
+        super().__init__()
+        self.model, self.drop, self.views = model, torch.nn.Dropout(p), []
+
+    def forward(self, x, t, epoch):
+        self.views.append(x.detach().clone())
+        s = self.model(self.drop(x))
+        return s, {"loss": torch.nn.functional.cross_entropy(s, t)}
+
+
+def test_views_are_replayed_whatever_the_model_consumes(tmp_path):
+    data = load_dataset(DATA)
+    tcfg = from_dict(TrainConfig, TRAIN)
+    mcfg = ModelConfig(arch="test_resnet", head="linear", in_chans=3)
+    recs = []
+    for p, arch in ((0.0, "test_resnet"), (0.5, "test_convnext")):
+        seed_everything(0)
+        rec = _Recorder(create_model(ModelConfig(arch=arch, head="linear", in_chans=3), len(data.classes)), p)
+        sets = datasets(data, tcfg)
+        tf, etf = batch_transforms(data, mcfg, tcfg)
+        fit(rec, sets["train"], sets["train"].labels, sets["val"], tcfg, tmp_path / arch,
+            lambda z: evaluate_logits(z, sets["val"].labels, data.classes), len(data.classes), train_tf=tf, eval_tf=etf,
+            env=DistEnv(), progress=False)
+        recs.append(rec.views)
+    assert len(recs[0]) == len(recs[1]) == 2 * (128 // 16)
+    for a, b in zip(*recs):
+        torch.testing.assert_close(a, b, atol=0, rtol=0)
+
+
+def _student(tmp_path, store, tcfg, method="ca_wkd", cache=True, roles=("a", "b")):
+    cfgs = student_configs(DATA, TRAIN, {"arch": "test_efficientnet", "head": "linear", "in_chans": 3}, tcfg,
+                           {"s": {"teachers": list(roles), "distill": {"method": method,
+                                                                      "cache_teacher_outputs": cache}}})
+    return train_student(cfgs["s"], store, progress=False)
+
+
+def test_cached_teacher_outputs_give_the_same_training_as_running_the_teachers(tmp_path):
+    tcfg, truns, store = _teacher_runs(tmp_path)
+    fresh = _student(tmp_path, RunStore(tmp_path / "fresh"), tcfg, cache=False)
+    first = _student(tmp_path, store, tcfg, cache=True)  # computes the teachers and fills the cache
+    assert first.metrics["teacher_cache"]["hits"] == 0
+    # another arm over the same views reads them: change only the method, so the cache is shared
+    second = _student(tmp_path, store, tcfg, method="aver", cache=True)
+    assert second.metrics["teacher_cache"]["misses"] == 0 and second.metrics["teacher_cache"]["hits"] == 16
+    aver_fresh = _student(tmp_path, RunStore(tmp_path / "fresh"), tcfg, method="aver", cache=False)
+    np.testing.assert_allclose(second.history["train_loss_kd"], aver_fresh.history["train_loss_kd"], rtol=1e-6)
+    np.testing.assert_array_equal(second.arrays()["test_logits"], aver_fresh.arrays()["test_logits"])
+    np.testing.assert_array_equal(first.arrays()["test_logits"], fresh.arrays()["test_logits"])
+
+
+def test_one_step_loss_from_cache_equals_teacher_forward(tmp_path):
+    torch.manual_seed(0)
+    teachers = [torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 5)) for _ in range(2)]
+    student = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 5))
+    adapters = [torch.nn.Identity(), torch.nn.Identity()]
+    ce = ClassificationLoss("ce", 0.1)
+    x, t = torch.randn(4, 3, 2, 2), torch.nn.functional.one_hot(torch.tensor([0, 1, 2, 3]), 5).float()
+    cache = TeacherOutputCache(tmp_path / "c")
+    live = Distiller(student, teachers, adapters, DistillConfig(method="ca_wkd"), ce, cache, steps_per_epoch=1)
+    live.set_step(0, 0, x)
+    _, loss_live = live(x, t, 0.0)
+    live.end_epoch(0)
+    reader = Distiller(student, teachers, adapters, DistillConfig(method="ca_wkd"), ce,
+                       TeacherOutputCache(tmp_path / "c"), steps_per_epoch=1)
+    reader.set_step(0, 0, x)
+    _, loss_cached = reader(x, t, 0.0)
+    assert reader.cache.hits == 1
+    for k in loss_live:
+        torch.testing.assert_close(loss_live[k], loss_cached[k], atol=0, rtol=0)
+    reader.set_step(0, 0, x + 1)  # a different view: the fingerprint check refuses the cached logits
+    reader(x + 1, t, 0.0)
+    assert reader.cache.misses == 1
+
+
+def test_input_adapter_resizes_and_renormalises():
+    a = InputAdapter(((0.5,), (0.25,)), ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)), 16, 3)
+    x = (torch.rand(2, 1, 8, 8) - 0.5) / 0.25
+    y = a(x)
+    assert y.shape == (2, 3, 16, 16)
+    raw = torch.nn.functional.interpolate(x * 0.25 + 0.5, size=(16, 16), mode="bilinear", align_corners=False)
+    torch.testing.assert_close(y[:, 0:1], (raw - 0.485) / 0.229)
+    same = InputAdapter(((0.5,), (0.25,)), ((0.5,), (0.25,)), None, 1)
+    assert same(x) is x
+
+
+def test_arm_validation_names_the_arm():
+    tcfg = teacher_configs(DATA, TRAIN, {"a": {"model": {"arch": "test_resnet"}}, "b": {"model": {"arch": "test_resnet"}}})
+    student = {"arch": "test_efficientnet", "head": "linear"}
+    with pytest.raises(ConfigError, match="arms.x: method kd takes exactly one teacher"):
+        student_configs(DATA, TRAIN, student, tcfg, {"x": {"teachers": ["a", "b"], "distill": {"method": "kd"}}})
+    with pytest.raises(ConfigError, match="arms.x: method ca_wkd needs at least two teachers"):
+        student_configs(DATA, TRAIN, student, tcfg, {"x": {"teachers": ["a"], "distill": {"method": "ca_wkd"}}})
+    with pytest.raises(ConfigError, match=r"arms.x.teachers: \['c'\] not among"):
+        student_configs(DATA, TRAIN, student, tcfg, {"x": {"teachers": ["c"], "distill": {"method": "kd"}}})
+    with pytest.raises(ConfigError, match="distill.method"):
+        student_configs(DATA, TRAIN, student, tcfg, {"x": {"distill": {"method": "fitnet"}}})
+
+
+def test_student_run_records_retention_and_is_cached(tmp_path):
+    tcfg, truns, store = _teacher_runs(tmp_path)
+    run = _student(tmp_path, store, tcfg, method="kd", roles=("a",))
+    m = run.metrics
+    assert m["retention"] == pytest.approx(m["test"]["accuracy"] / truns["a"].metrics["test"]["accuracy"])
+    assert {"train_loss_kd", "train_loss_ce", "val_accuracy"} <= set(run.history.columns)
+    again = _student(tmp_path, store, tcfg, method="kd", roles=("a",))
+    assert again.hit
