@@ -77,7 +77,7 @@ def test_cached_teacher_outputs_give_the_same_training_as_running_the_teachers(t
     assert first.metrics["teacher_cache"]["hits"] == 0
     # another arm over the same views reads them: change only the method, so the cache is shared
     second = _student(tmp_path, store, tcfg, method="aver", cache=True)
-    assert second.metrics["teacher_cache"]["misses"] == 0 and second.metrics["teacher_cache"]["hits"] == 16
+    assert second.metrics["teacher_cache"]["misses"] == 0 and second.metrics["teacher_cache"]["hits"] == 2 * 16
     aver_fresh = _student(tmp_path, RunStore(tmp_path / "fresh"), tcfg, method="aver", cache=False)
     np.testing.assert_allclose(second.history["train_loss_kd"], aver_fresh.history["train_loss_kd"], rtol=1e-6)
     np.testing.assert_array_equal(second.arrays()["test_logits"], aver_fresh.arrays()["test_logits"])
@@ -91,21 +91,27 @@ def test_one_step_loss_from_cache_equals_teacher_forward(tmp_path):
     adapters = [torch.nn.Identity(), torch.nn.Identity()]
     ce = ClassificationLoss("ce", 0.1)
     x, t = torch.randn(4, 3, 2, 2), torch.nn.functional.one_hot(torch.tensor([0, 1, 2, 3]), 5).float()
-    cache = TeacherOutputCache(tmp_path / "c")
-    live = Distiller(student, teachers, adapters, DistillConfig(method="ca_wkd"), ce, cache, steps_per_epoch=1)
+    caches = [TeacherOutputCache(tmp_path / f"c{i}") for i in range(2)]
+    live = Distiller(student, teachers, adapters, DistillConfig(method="ca_wkd"), ce, caches, steps_per_epoch=1)
     live.set_step(0, 0, x)
     _, loss_live = live(x, t, 0.0)
     live.end_epoch(0)
     reader = Distiller(student, teachers, adapters, DistillConfig(method="ca_wkd"), ce,
-                       TeacherOutputCache(tmp_path / "c"), steps_per_epoch=1)
+                       [TeacherOutputCache(tmp_path / f"c{i}") for i in range(2)], steps_per_epoch=1)
     reader.set_step(0, 0, x)
     _, loss_cached = reader(x, t, 0.0)
-    assert reader.cache.hits == 1
+    assert [c.hits for c in reader.caches] == [1, 1]
     for k in loss_live:
         torch.testing.assert_close(loss_live[k], loss_cached[k], atol=0, rtol=0)
     reader.set_step(0, 0, x + 1)  # a different view: the fingerprint check refuses the cached logits
     reader(x + 1, t, 0.0)
-    assert reader.cache.misses == 1
+    assert [c.misses for c in reader.caches] == [1, 1]
+    # a single-teacher arm reuses the first teacher's cache written by the two-teacher arm
+    single = Distiller(student, teachers[:1], adapters[:1], DistillConfig(method="kd"), ce,
+                       [TeacherOutputCache(tmp_path / "c0")], steps_per_epoch=1)
+    single.set_step(0, 0, x)
+    single(x, t, 0.0)
+    assert single.caches[0].hits == 1
 
 
 def test_input_adapter_resizes_and_renormalises():

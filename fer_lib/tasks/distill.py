@@ -6,10 +6,10 @@ student logits and a dict of named losses, the method chosen by ``distill.method
 mode on the very batch the student sees (after MixUp/CutMix, so both see the same mixed
 input), each through an input adapter to its own resolution and normalisation.
 
-Teacher outputs are cached per epoch (``TeacherOutputCache``) when the views can be replayed:
-every student that shares a data pipeline (data, seed, batch size, augmentation, sampler)
-sees identical views (see ``fer_lib.engine.fit``), so the first run computes the teachers'
-logits and the others read them. Each cached step stores a fingerprint of its input, and a
+Teacher outputs are cached per teacher and epoch (``TeacherOutputCache``) when the views can be
+replayed: every student that shares a data pipeline (data, seed, batch size, augmentation,
+sampler) sees identical views (see ``fer_lib.engine.fit``), so the first run that uses a teacher
+computes its logits and every later run that uses it -- alone or with other teachers -- reads them. Each cached step stores a fingerprint of its input, and a
 mismatch falls back to running the teachers, so the cache can never feed the wrong targets.
 """
 from __future__ import annotations
@@ -63,7 +63,9 @@ class InputAdapter(nn.Module):
 
 
 class TeacherOutputCache:
-    """Teachers' logits per (epoch, step), one atomically written ``.npz`` per complete epoch."""
+    """One teacher's logits per (epoch, step) over a data pipeline, one atomically written ``.npz`` per
+    complete epoch. Keyed by the teacher's run and the pipeline, so every arm that uses this teacher on
+    these views -- alone or with other teachers -- reads what the first one computed."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
@@ -79,7 +81,7 @@ class TeacherOutputCache:
     def _file(self, epoch: int) -> Path:
         return self.path / f"epoch_{epoch:04d}.npz"
 
-    def lookup(self, epoch: int, step: int, x: torch.Tensor) -> list[torch.Tensor] | None:
+    def lookup(self, epoch: int, step: int, x: torch.Tensor) -> torch.Tensor | None:
         if self._epoch != epoch:
             self._epoch, self._pending = epoch, {}
             f = self._file(epoch)
@@ -91,12 +93,11 @@ class TeacherOutputCache:
             self.misses += 1
             return None  # not the same view: run the teachers
         self.hits += 1
-        z = torch.from_numpy(self._loaded["logits"][step]).to(x.device)
-        return list(z.unbind(0))
+        return torch.from_numpy(self._loaded["logits"][step]).to(x.device)
 
-    def record(self, epoch: int, step: int, x: torch.Tensor, logits: list[torch.Tensor]) -> None:
+    def record(self, epoch: int, step: int, x: torch.Tensor, logits: torch.Tensor) -> None:
         if self._loaded is None:
-            self._pending[step] = (self.fingerprint(x), torch.stack(logits).float().cpu().numpy())
+            self._pending[step] = (self.fingerprint(x), logits.float().cpu().numpy())
 
     def end_epoch(self, epoch: int, steps: int) -> None:
         if self._loaded is not None or len(self._pending) != steps:
@@ -113,13 +114,14 @@ class Distiller(nn.Module):
     """Student + frozen teachers + the distillation objective of ``cfg.method``."""
 
     def __init__(self, student: nn.Module, teachers: list[nn.Module], adapters: list[nn.Module],
-                 cfg: DistillConfig, ce: ClassificationLoss, cache: TeacherOutputCache | None = None,
+                 cfg: DistillConfig, ce: ClassificationLoss, caches: list[TeacherOutputCache] | None = None,
                  steps_per_epoch: int | None = None):
         super().__init__()
         self.model, self.teachers, self.adapters = student, nn.ModuleList(teachers), nn.ModuleList(adapters)
         for p in self.teachers.parameters():
             p.requires_grad_(False)
-        self.cfg, self.ce, self.cache, self.steps_per_epoch = cfg, ce, cache, steps_per_epoch
+        self.cfg, self.ce, self.steps_per_epoch = cfg, ce, steps_per_epoch
+        self.caches = caches or [None] * len(teachers)
         self._step = (0, 0)
 
     def train(self, mode: bool = True):
@@ -131,20 +133,22 @@ class Distiller(nn.Module):
         self._step = (epoch, step)
 
     def end_epoch(self, epoch: int) -> None:
-        if self.cache is not None and self.steps_per_epoch:
-            self.cache.end_epoch(epoch, self.steps_per_epoch)
+        for cache in self.caches:
+            if cache is not None and self.steps_per_epoch:
+                cache.end_epoch(epoch, self.steps_per_epoch)
 
     def teacher_logits(self, x: torch.Tensor) -> list[torch.Tensor]:
-        if self.cache is not None:
-            hit = self.cache.lookup(*self._step, x)
-            if hit is not None:
-                return hit
-        with torch.inference_mode():
-            z = [t(a(x)).float() for t, a in zip(self.teachers, self.adapters)]
-        z = [zi.clone() for zi in z]  # plain tensors again: usable as constants in the autograd graph
-        if self.cache is not None:
-            self.cache.record(*self._step, x, z)
-        return z
+        out = []
+        for teacher, adapter, cache in zip(self.teachers, self.adapters, self.caches):
+            z = cache.lookup(*self._step, x) if cache is not None else None
+            if z is None:
+                with torch.inference_mode():
+                    z = teacher(adapter(x)).float()
+                z = z.clone()  # a plain tensor again: usable as a constant in the autograd graph
+                if cache is not None:
+                    cache.record(*self._step, x, z)
+            out.append(z)
+        return out
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, epoch: float):
         s = self.model(x)
@@ -172,14 +176,14 @@ def _input_convention(model_cfg: ModelConfig, train_cfg: TrainConfig, data: Labe
     return normalize_stats(model_cfg.input_norm, model_cfg.in_chans, data.pixel_stats("train"))
 
 
-def view_key(cfg: StudentRunConfig, data: LabeledImages, teacher_runs: list[Run], rank: int, world: int) -> str:
-    """What determines the views and the teachers' answers on them."""
+def view_key(cfg: StudentRunConfig, data: LabeledImages, rank: int, world: int) -> str:
+    """What determines the training views (the teachers' answers also depend on the teacher run)."""
     t = cfg.train
     pipeline = {k: getattr(t, k) for k in ("seed", "batch_size", "img_size", "sampler", "mixup_alpha",
                                            "cutmix_alpha", "mix_prob")}
     pipeline["augment"] = to_dict(t.augment)
     pipeline["student_input"] = [cfg.model.in_chans, cfg.model.input_norm]
-    return config_hash(pipeline, data.fingerprint, [r.key for r in teacher_runs], rank, world)[:20]
+    return config_hash(pipeline, data.fingerprint, rank, world)[:20]
 
 
 def train_student(cfg: StudentRunConfig, store: RunStore | None = None, data: LabeledImages | None = None,
@@ -207,12 +211,12 @@ def train_student(cfg: StudentRunConfig, store: RunStore | None = None, data: La
         y_train = sets["train"].labels
         per_rank = max(1, cfg.train.batch_size // e.world_size)
         steps = int(np.ceil(len(y_train) / e.world_size)) // per_rank
-        cache = None
+        caches = None
         if cfg.distill.cache_teacher_outputs and cfg.distill.method != "none":
-            cache = TeacherOutputCache(store.root / "teacher_outputs" / view_key(cfg, data, teacher_runs, e.rank,
-                                                                                e.world_size))
+            views = store.root / "teacher_outputs" / view_key(cfg, data, e.rank, e.world_size)
+            caches = [TeacherOutputCache(views / tr.key) for tr in teacher_runs]
         ce = ClassificationLoss("ce", cfg.train.label_smoothing)
-        task = Distiller(student, teachers, adapters, cfg.distill, ce, cache, steps)
+        task = Distiller(student, teachers, adapters, cfg.distill, ce, caches, steps)
         y_val = sets["val"].labels
         result = fit(task, sets["train"], y_train, sets["val"], cfg.train, scratch,
                      lambda z: evaluate_logits(z, y_val, data.classes), len(data.classes), train_tf=train_tf,
@@ -228,7 +232,8 @@ def train_student(cfg: StudentRunConfig, store: RunStore | None = None, data: La
                        stopped_early=result.stopped_early, classes=list(data.classes),
                        params=sum(p.numel() for p in student.parameters()), teacher_test_accuracy=teacher_acc,
                        retention=(metrics["test"]["accuracy"] / max(teacher_acc)) if teacher_acc else None,
-                       teacher_cache={"hits": cache.hits, "misses": cache.misses} if cache else None)
+                       teacher_cache={"hits": sum(c.hits for c in caches),
+                                      "misses": sum(c.misses for c in caches)} if caches else None)
         write_json_atomic(out / "metrics.json", metrics)
         pd.DataFrame(result.history).to_csv(out / "history.csv", index=False)
         np.savez(out / "outputs.npz", val_logits=logits["val"], val_labels=sets["val"].labels,
