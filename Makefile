@@ -22,6 +22,7 @@ report: $(VENV)/.installed
 # Unit tests first (fast feedback), then the end-to-end tests: papermill on every notebook (smoke) and the
 # book built with warnings as errors. pytest exits 5 when no test ran, which fails the target like any error.
 test: $(VENV)/.installed
+	$(BIN)/ruff check fer_lib tests benchmarks
 	$(BIN)/python -m pytest -q -m "not slow"
 	$(BIN)/python -m pytest -q -m slow
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from fer_lib.config import ConfigError, DataConfig, DistillConfig, ModelConfig, TrainConfig, from_dict
+from fer_lib.config import ConfigError, DistillConfig, ModelConfig, TrainConfig, from_dict
 from fer_lib.data import load_dataset
 from fer_lib.engine import DistEnv, fit, seed_everything
 from fer_lib.losses import ClassificationLoss

@@ -35,7 +35,7 @@ def ensemble_model(members: list[torch.nn.Module], weights) -> ProbabilityEnsemb
 def section_models(params: dict, section: str) -> dict[str, tuple[torch.nn.Module, tuple[int, ...]]]:
     """Untrained instances of the teachers and the student a distillation section's ``params`` define (size and
     speed do not depend on the weights), keyed ``"<section>: <label>"``."""
-    from ..config import ModelConfig, TrainConfig, deep_merge, from_dict
+    from ..config import ModelConfig, TrainConfig, from_dict
     from ..data import load_dataset
     from ..tasks import teacher_configs
 

@@ -15,12 +15,10 @@ mismatch falls back to running the teachers, so the cache can never feed the wro
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -29,12 +27,12 @@ from ..config import (ConfigError, DataConfig, DistillConfig, ModelConfig, Stude
                       TrainConfig, config_hash, deep_merge, from_dict, to_dict)
 from ..data import LabeledImages, load_dataset
 from ..data.transforms import normalize_stats
-from ..engine import DistEnv, fit, load_weights, predict, seed_everything
+from ..engine import DistEnv, fit, load_weights, seed_everything
 from ..losses import ClassificationLoss
 from ..losses import distillation as D
 from ..models import create_model
-from ..runs import Run, RunStore, write_json_atomic
-from .teacher import batch_transforms, datasets, evaluate_logits, train_teacher
+from ..runs import Run, RunStore
+from .teacher import batch_transforms, datasets, evaluate_logits, save_classifier_run, train_teacher
 
 KIND = "student"
 MULTI = ("ca_wkd", "alpha_guided", "adaptive_alpha", "aver", "ebkd")
@@ -196,7 +194,6 @@ def train_student(cfg: StudentRunConfig, store: RunStore | None = None, data: La
 
     def compute(out: Path, scratch: Path) -> None:
         e = env or DistEnv.from_env()
-        dev = e.device
         seed_everything(cfg.train.seed)
         student = create_model(cfg.model, len(data.classes))
         sets = datasets(data, cfg.train)
@@ -222,23 +219,12 @@ def train_student(cfg: StudentRunConfig, store: RunStore | None = None, data: La
                      lambda z: evaluate_logits(z, y_val, data.classes), len(data.classes), train_tf=train_tf,
                      eval_tf=eval_tf, env=e, progress=progress)
         load_weights(student, result.best_weights)
-        logits = {s: predict(student, sets[s], cfg.train.eval_batch_size, e, cfg.train.amp, transform=eval_tf)
-                  for s in ("val", "test")}
-        if not e.is_main:
-            return
-        metrics = {s: evaluate_logits(logits[s], sets[s].labels, data.classes) for s in ("val", "test")}
         teacher_acc = [tr.metrics["test"]["accuracy"] for tr in teacher_runs]
-        metrics.update(best_epoch=result.best_epoch, epochs_run=len(result.history),
-                       stopped_early=result.stopped_early, classes=list(data.classes),
-                       params=sum(p.numel() for p in student.parameters()), teacher_test_accuracy=teacher_acc,
-                       retention=(metrics["test"]["accuracy"] / max(teacher_acc)) if teacher_acc else None,
-                       teacher_cache={"hits": sum(c.hits for c in caches),
-                                      "misses": sum(c.misses for c in caches)} if caches else None)
-        write_json_atomic(out / "metrics.json", metrics)
-        pd.DataFrame(result.history).to_csv(out / "history.csv", index=False)
-        np.savez(out / "outputs.npz", val_logits=logits["val"], val_labels=sets["val"].labels,
-                 test_logits=logits["test"], test_labels=sets["test"].labels)
-        shutil.copy(result.best_weights, out / "weights.safetensors")
+        save_classifier_run(out, student, result, sets, eval_tf, cfg.train, e, data.classes, lambda m: {
+            "teacher_test_accuracy": teacher_acc,
+            "retention": m["test"]["accuracy"] / max(teacher_acc) if teacher_acc else None,
+            "teacher_cache": {"hits": sum(c.hits for c in caches), "misses": sum(c.misses for c in caches)}
+            if caches else None})
 
     return store.run(KIND, cfg.key_dict(), data.fingerprint, compute, env)
 

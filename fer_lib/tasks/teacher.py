@@ -70,6 +70,27 @@ def batch_transforms(data: LabeledImages, model_cfg: ModelConfig, train_cfg: Tra
     return BatchAugment(size, c, *stats, train_cfg.augment), BatchAugment(size, c, *stats)
 
 
+def save_classifier_run(out: Path, model: nn.Module, result, sets: dict, eval_tf, train_cfg: TrainConfig,
+                        env: DistEnv, classes, extra=None) -> dict | None:
+    """Evaluate the best weights on val and test and write a run's files (rank 0 only):
+    ``metrics.json`` (plus ``extra(metrics)``), ``history.csv``, ``outputs.npz``, ``weights.safetensors``."""
+    logits = {s: predict(model, sets[s], train_cfg.eval_batch_size, env, train_cfg.amp, transform=eval_tf)
+              for s in ("val", "test")}
+    if not env.is_main:
+        return None
+    metrics = {s: evaluate_logits(logits[s], sets[s].labels, classes) for s in ("val", "test")}
+    metrics.update(best_epoch=result.best_epoch, epochs_run=len(result.history), stopped_early=result.stopped_early,
+                   classes=list(classes), params=sum(p.numel() for p in model.parameters()))
+    if extra is not None:
+        metrics.update(extra(metrics))
+    write_json_atomic(out / "metrics.json", metrics)
+    pd.DataFrame(result.history).to_csv(out / "history.csv", index=False)
+    np.savez(out / "outputs.npz", val_logits=logits["val"], val_labels=sets["val"].labels,
+             test_logits=logits["test"], test_labels=sets["test"].labels)
+    shutil.copy(result.best_weights, out / "weights.safetensors")
+    return metrics
+
+
 def train_teacher(cfg: TeacherRunConfig, store: RunStore | None = None, data: LabeledImages | None = None,
                   env: DistEnv | None = None, progress: bool = True) -> Run:
     """The teacher run for ``cfg`` from ``store``; trained and evaluated on a miss."""
@@ -91,19 +112,7 @@ def train_teacher(cfg: TeacherRunConfig, store: RunStore | None = None, data: La
                      lambda z: evaluate_logits(z, y_val, data.classes), len(data.classes), train_tf=train_tf,
                      eval_tf=eval_tf, frozen_params=list(model.backbone_parameters()), env=e, progress=progress)
         load_weights(model, result.best_weights)
-        logits = {s: predict(model, sets[s], cfg.train.eval_batch_size, e, cfg.train.amp, transform=eval_tf)
-                  for s in ("val", "test")}
-        if not e.is_main:
-            return
-        metrics = {s: evaluate_logits(logits[s], sets[s].labels, data.classes) for s in ("val", "test")}
-        metrics.update(best_epoch=result.best_epoch, epochs_run=len(result.history),
-                       stopped_early=result.stopped_early, classes=list(data.classes),
-                       params=sum(p.numel() for p in model.parameters()))
-        write_json_atomic(out / "metrics.json", metrics)
-        pd.DataFrame(result.history).to_csv(out / "history.csv", index=False)
-        np.savez(out / "outputs.npz", val_logits=logits["val"], val_labels=sets["val"].labels,
-                 test_logits=logits["test"], test_labels=sets["test"].labels)
-        shutil.copy(result.best_weights, out / "weights.safetensors")
+        save_classifier_run(out, model, result, sets, eval_tf, cfg.train, e, data.classes)
 
     return store.run(KIND, cfg.key_dict(), data.fingerprint, compute, env)
 
