@@ -16,3 +16,17 @@ def test_fer_train_fills_the_store(tmp_path, capsys):
     assert len(RunStore().runs("teacher")) == 1
     main(["--params", str(f), "--only", "tiny"])
     assert "from store" in capsys.readouterr().out
+
+
+def test_fer_train_distillation_section_trains_teachers_then_students(tmp_path, capsys):
+    p = {"data": {"source": "synthetic_cifar", "n_train": 84, "n_val": 28, "n_test": 28, "size": 32, "seed": 1},
+         "teacher_train": {"epochs": 1, "batch_size": 16, "img_size": 32, "num_workers": 0},
+         "teachers": {"t": {"model": {"arch": "test_resnet", "head": "linear", "in_chans": 3}}},
+         "student": {"arch": "test_efficientnet", "head": "linear", "in_chans": 3},
+         "train": {"epochs": 1, "batch_size": 16, "img_size": 32, "num_workers": 0},
+         "arms": {"kd": {"teachers": ["t"], "distill": {"method": "kd"}}, "scratch": {"distill": {"method": "none"}}}}
+    f = tmp_path / "p.yaml"
+    f.write_text(yaml.safe_dump(p))
+    main(["--section", "04_kd_cifar", "--params", str(f), "--only", "kd"])
+    assert "kd:" in capsys.readouterr().out
+    assert len(RunStore().runs("teacher")) == 1 and len(RunStore().runs("student")) == 1
