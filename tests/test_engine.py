@@ -109,3 +109,36 @@ def test_ddp_two_gloo_processes_equal_one_process(tmp_path):
     assert_same_state(state(single), ddp["state"], atol=2e-5, rtol=1e-4)
     np.testing.assert_allclose([h["val_macro_f1"] for h in res1.history],
                                [h["val_macro_f1"] for h in ddp["history"]], atol=1e-6)
+
+
+def test_layer_wise_lr_decay_groups_cover_every_parameter_once():
+    from fer_lib.config import ModelConfig, TrainConfig
+    from fer_lib.engine.optim import make_optimizer
+    from fer_lib.models import create_model
+
+    m = create_model(ModelConfig(arch="test_vit", model_kwargs={"img_size": 32}), 7)
+    opt = make_optimizer(m, TrainConfig(lr=1e-3, layer_decay=0.5))
+    seen = [id(p) for g in opt.param_groups for p in g["params"]]
+    assert sorted(seen) == sorted(id(p) for p in m.parameters())  # each parameter exactly once
+    scale = {id(p): g["lr_scale"] for g in opt.param_groups for p in g["params"]}
+    assert scale[id(m.head.weight)] == 1.0
+    first, last = m.backbone.blocks[0].attn.qkv.weight, m.backbone.blocks[-1].attn.qkv.weight
+    n_blocks = len(m.backbone.blocks)
+    assert scale[id(first)] < scale[id(last)] < 1.0
+    assert scale[id(first)] / scale[id(last)] == pytest.approx(0.5 ** (n_blocks - 1))
+    decay = {id(p): g["weight_decay"] for g in opt.param_groups for p in g["params"]}
+    assert decay[id(m.backbone.blocks[0].norm1.weight)] == 0.0 and decay[id(first)] > 0
+
+
+def test_vit_revisit_arms_override_only_the_schedule():
+    from fer_lib.report.vit_revisit import arm_configs, schedule_table
+    from fer_lib.tasks import teacher_configs
+
+    base = teacher_configs({"n_train": 10}, {"epochs": 10, "plain_logits_epochs": 3},
+                           {"vit_tiny": {"model": {"arch": "test_vit"}}})
+    cfgs = arm_configs(base, ["vit_tiny"], {"initial": {}, "revisit": {"plain_logits_epochs": 6, "layer_decay": 0.75}})
+    assert cfgs["vit_tiny", "initial"] == base["vit_tiny"]  # the initial arm is section 01's run
+    rev = cfgs["vit_tiny", "revisit"]
+    assert rev.train.plain_logits_epochs == 6 and rev.train.layer_decay == 0.75 and rev.train.epochs == 10
+    assert rev.model == base["vit_tiny"].model
+    assert schedule_table(cfgs).loc[("vit_tiny", "revisit"), "plain_logits_epochs"] == 6

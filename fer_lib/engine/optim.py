@@ -1,8 +1,8 @@
 """AdamW with timm's parameter groups: no weight decay on 1-d parameters, optional layer-wise LR decay.
 
 Layer-wise decay (BEiT-style, seed 000 §9.7's ViT recommendation) scales the learning rate of
-backbone layer i by ``layer_decay ** (L - i)``; the classifier head (and CBAM-lite) sit on top
-with scale 1.
+backbone layer i (0 = embeddings, L = the last block) by ``layer_decay ** (L + 1 - i)``; the
+classifier head (and CBAM-lite) sit on top with scale 1.
 """
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
         return create_optimizer_v2(model, "adamw", lr=cfg.lr, weight_decay=cfg.weight_decay,
                                    layer_decay=cfg.layer_decay)
     groups = param_groups_layer_decay(backbone, weight_decay=cfg.weight_decay, layer_decay=cfg.layer_decay)
+    for g in groups:  # the head is the top layer: the backbone's top layer sits one step below it
+        g["lr_scale"] = g.get("lr_scale", 1.0) * cfg.layer_decay
     in_backbone = {id(p) for p in backbone.parameters()}
     rest = [p for p in model.parameters() if p.requires_grad and id(p) not in in_backbone]
     groups += [{"params": [p for p in rest if p.ndim > 1], "weight_decay": cfg.weight_decay, "lr_scale": 1.0},
