@@ -138,6 +138,9 @@ def fit(task: nn.Module, train_set: Dataset, train_labels: np.ndarray, val_set: 
     sampler = train_sampler(np.asarray(train_labels), cfg.sampler == "class_balanced", env.world_size, env.rank,
                             cfg.seed)
     per_rank_batch = max(1, cfg.batch_size // env.world_size)
+    if mixup is not None and per_rank_batch % 2:
+        raise ValueError(f"train.batch_size: MixUp/CutMix pair images within a batch, so the batch per process "
+                         f"must be even; got {per_rank_batch}")
     loader_kw = dict(batch_size=per_rank_batch, sampler=sampler, num_workers=cfg.num_workers,
                      pin_memory=dev.type == "cuda", drop_last=True)
     steps_per_epoch = len(DataLoader(train_set, **loader_kw))
