@@ -34,12 +34,12 @@ def test_fusion_is_normalised_and_scale_free():
         fuse_probs([p1, p2], [0, 0])
 
 
-@pytest.mark.parametrize("k, expected", [(2, 11), (3, 66)])
-def test_weight_grid_is_the_simplex_lattice(k, expected):
+@pytest.mark.parametrize("k, expected", [(2, 9), (3, 36)])
+def test_weight_grid_is_the_simplex_lattice_with_every_member_present(k, expected):
     g = weight_grid(k, 0.1)
     assert g.shape == (expected, k)
     np.testing.assert_allclose(g.sum(1), 1.0)
-    assert len({tuple(np.round(r, 6)) for r in g}) == expected and (g >= 0).all()
+    assert len({tuple(np.round(r, 6)) for r in g}) == expected and (g >= 0.1 - 1e-9).all()
 
 
 @pytest.mark.parametrize("k", [2, 3])
@@ -50,7 +50,7 @@ def test_search_matches_brute_force(k):
     # brute force, written independently: every lattice point, compared with explicit lexicographic rules
     best, best_m = None, None
     for c in itertools.product(range(11), repeat=k):
-        if sum(c) != 10:
+        if sum(c) != 10 or min(c) == 0:
             continue
         w = np.array(c) / 10
         p = sum(wi * pi for wi, pi in zip(w, members))

@@ -4,7 +4,7 @@
 
 The division makes the fused vector a probability distribution whatever the weights, so
 confidence-based metrics (ECE) are computed on normalised probabilities. Weights are
-searched on validation over the simplex grid with step 0.1 and the best candidate is the
+searched on validation over the simplex grid with step 0.1 (every member at least 0.1) and the best candidate is the
 first under the seed's selection order (§7): higher macro-F1, then higher minority-F1,
 then lower ECE, then higher accuracy (each compared at 4 decimals, so near-ties fall
 through to the next criterion).
@@ -31,9 +31,10 @@ def fuse_probs(probs: list[np.ndarray], weights) -> np.ndarray:
 
 
 def weight_grid(k: int, step: float = 0.1) -> np.ndarray:
-    """All weight vectors of length ``k`` on the simplex with the given step (each >= 0, sum 1)."""
+    """Weight vectors of length ``k`` on the simplex grid with the given step, every member weighted at least
+    ``step`` (a zero weight would drop a member: that candidate is the smaller ensemble, listed on its own)."""
     n = int(round(1 / step))
-    pts = [c for c in itertools.product(range(n + 1), repeat=k) if sum(c) == n]
+    pts = [c for c in itertools.product(range(1, n + 1), repeat=k) if sum(c) == n]
     return np.array(pts, np.float64) / n
 
 
