@@ -58,6 +58,16 @@ def test_smoke_defaults_equal_params_smoke_and_profiles_use_known_names(path):
             assert teacher_configs(p["data"], p["train"], p["teachers"])
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_papermill_sees_every_parameter(path):
+    """papermill parses the parameters cell line by line; a value it cannot parse (an '=' inside a string, say)
+    makes it warn 'Passed unknown parameter' on every run and hides the parameter from `papermill --help-notebook`."""
+    import papermill
+
+    seen = set(papermill.inspect_notebook(str(path)))
+    assert seen == set(parameters_cell(nbformat.read(path, as_version=4)))
+
+
 def test_prose_has_no_hand_typed_results():
     """Markdown cells cite results only through glue: no decimals like 0.734 or 73.4% typed by hand."""
     pattern = re.compile(r"(?<![\w.§])(0\.\d{2,}|\d{2}\.\d+ ?%)")
