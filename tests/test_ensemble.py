@@ -42,6 +42,14 @@ def test_weight_grid_is_the_simplex_lattice_with_every_member_present(k, expecte
     assert len({tuple(np.round(r, 6)) for r in g}) == expected and (g >= 0.1 - 1e-9).all()
 
 
+def test_weight_grid_min_weight_zero_is_the_whole_lattice_and_impossible_bounds_are_an_error():
+    g = weight_grid(2, 0.1, min_weight=0.0)
+    assert g.shape == (11, 2) and {tuple(r) for r in np.round(g, 6)} >= {(0.0, 1.0), (1.0, 0.0)}
+    assert weight_grid(3, 0.1, min_weight=0.3).tolist() == [[0.3, 0.3, 0.4], [0.3, 0.4, 0.3], [0.4, 0.3, 0.3]]
+    with pytest.raises(ValueError, match="min_weight|>= 0.5"):
+        weight_grid(3, 0.1, min_weight=0.5)
+
+
 @pytest.mark.parametrize("k", [2, 3])
 def test_search_matches_brute_force(k):
     members, y = _probs()
@@ -115,3 +123,27 @@ def test_throughput_and_size():
     assert model_size(m)["size_mb"] == pytest.approx(1010 * 4 / 2**20)
     ips = measure_throughput(m, torch.randn(64, 100), warmup=2, runs=5)
     assert ips > 0
+
+
+def test_ensemble_run_is_cached_and_its_search_space_is_part_of_the_key(tmp_path):
+    from fer_lib.runs import RunStore, write_json_atomic
+    from fer_lib.tasks.ensemble import ensemble_run
+
+    store = RunStore(tmp_path)
+    (a, b, _), y = _probs()
+
+    def fake_teacher(name, p):
+        def compute(out, scratch):
+            write_json_atomic(out / "metrics.json", {"classes": list(CLASSES)})
+            logits = np.log(p)
+            np.savez(out / "outputs.npz", val_logits=logits, val_labels=y, test_logits=logits, test_labels=y)
+        return store.run("teacher", {"name": name}, "fixture", compute)
+
+    teachers = {"a": fake_teacher("a", a), "b": fake_teacher("b", b)}
+    first = ensemble_run(["a", "b"], teachers, store=store)
+    again = ensemble_run(["a", "b"], teachers, store=store)
+    assert not first.hit and again.hit and again.key == first.key
+    assert min(first.metrics["weights"]) >= 0.1 - 1e-9
+    whole = ensemble_run(["a", "b"], teachers, store=store, min_weight=0.0)
+    assert not whole.hit and whole.key != first.key
+    assert len(whole.file("search.csv").read_text().splitlines()) == 1 + 11

@@ -30,11 +30,15 @@ def fuse_probs(probs: list[np.ndarray], weights) -> np.ndarray:
     return np.tensordot(w / w.sum(), np.stack(probs), axes=1)
 
 
-def weight_grid(k: int, step: float = 0.1) -> np.ndarray:
-    """Weight vectors of length ``k`` on the simplex grid with the given step, every member weighted at least
-    ``step`` (a zero weight would drop a member: that candidate is the smaller ensemble, listed on its own)."""
+def weight_grid(k: int, step: float = 0.1, min_weight: float | None = None) -> np.ndarray:
+    """Weight vectors of length ``k`` on the simplex grid with the given step and every weight at least
+    ``min_weight`` (default ``step``: a zero weight would drop a member, and that candidate is the smaller
+    ensemble, listed on its own; ``min_weight=0`` gives the whole lattice)."""
     n = int(round(1 / step))
-    pts = [c for c in itertools.product(range(1, n + 1), repeat=k) if sum(c) == n]
+    lo = int(np.ceil(round((step if min_weight is None else min_weight) / step, 9)))
+    pts = [c for c in itertools.product(range(lo, n + 1), repeat=k) if sum(c) == n]
+    if not pts:
+        raise ValueError(f"no weights of {k} members with step {step} are all >= {min_weight}")
     return np.array(pts, np.float64) / n
 
 
@@ -47,10 +51,11 @@ def selection_key(m: dict, decimals: int = 4) -> tuple:
     return tuple(-round(m[k], decimals) if how == "max" else round(m[k], decimals) for k, how in SELECTION_ORDER)
 
 
-def search_weights(val_probs: list[np.ndarray], labels: np.ndarray, classes, step: float = 0.1):
+def search_weights(val_probs: list[np.ndarray], labels: np.ndarray, classes, step: float = 0.1,
+                   min_weight: float | None = None):
     """(best weights, table of every grid point with its val metrics, sorted best first)."""
     rows = []
-    for w in weight_grid(len(val_probs), step):
+    for w in weight_grid(len(val_probs), step, min_weight):
         m = ensemble_metrics(fuse_probs(val_probs, w), labels, classes)
         rows.append({"weights": tuple(float(x) for x in np.round(w, 6)), **m})
     table = pd.DataFrame(rows)

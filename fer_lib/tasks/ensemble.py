@@ -1,6 +1,7 @@
 """Ensemble runs (section 02; seed 000 §6, §9.2-9.5): weights searched on val, stored like any other run.
 
-An ensemble run is keyed by its members' run keys, the members' order and the grid step,
+An ensemble run is keyed by its members' run keys, the members' order, the grid step and the smallest
+weight a member may get (``min_weight``; the search space is part of the key),
 so sections 08 and 09 get the very ensemble section 02 chose by asking the store again.
 It holds ``metrics.json`` (weights, val and test metrics), ``search.csv`` (every grid
 point with its val metrics) and ``outputs.npz`` (fused val/test probabilities and labels).
@@ -18,14 +19,18 @@ KIND = "ensemble"
 
 
 def ensemble_run(members: list[str], teacher_runs: dict[str, Run], step: float = 0.1,
-                 weights: list[float] | None = None, store: RunStore | None = None) -> Run:
-    """The fused ensemble of ``members`` (names in ``teacher_runs``): searched weights, or fixed ``weights``."""
+                 weights: list[float] | None = None, store: RunStore | None = None,
+                 min_weight: float | None = None) -> Run:
+    """The fused ensemble of ``members`` (names in ``teacher_runs``): weights searched on val over the grid
+    (``step``; every weight >= ``min_weight``, default ``step``), or fixed ``weights``."""
     store = store or RunStore()
     missing = [m for m in members if m not in teacher_runs]
     if missing:
         raise ValueError(f"ensemble members {missing} are not teachers; expected some of {', '.join(teacher_runs)}")
     runs = [teacher_runs[m] for m in members]
-    config = {"members": members, "member_runs": [r.key for r in runs], "step": step, "weights": weights}
+    min_weight = step if min_weight is None else min_weight
+    config = {"members": members, "member_runs": [r.key for r in runs], "step": step, "min_weight": min_weight,
+              "weights": weights}
     classes = runs[0].metrics["classes"]
 
     def compute(out: Path, scratch: Path) -> None:
@@ -34,7 +39,7 @@ def ensemble_run(members: list[str], teacher_runs: dict[str, Run], step: float =
         test = member_probs([a["test_logits"] for a in arrays])
         y_val, y_test = arrays[0]["val_labels"], arrays[0]["test_labels"]
         if weights is None:
-            w, table = search_weights(val, y_val, classes, step)
+            w, table = search_weights(val, y_val, classes, step, min_weight)
             table.to_csv(out / "search.csv", index=False)
         else:
             w = np.asarray(weights, float) / np.sum(weights)
