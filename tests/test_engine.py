@@ -142,3 +142,20 @@ def test_vit_revisit_arms_override_only_the_schedule():
     assert rev.train.plain_logits_epochs == 6 and rev.train.layer_decay == 0.75 and rev.train.epochs == 10
     assert rev.model == base["vit_tiny"].model
     assert schedule_table(cfgs).loc[("vit_tiny", "revisit"), "plain_logits_epochs"] == 6
+
+
+def test_vit_revisit_headline_signs_and_initialisation():
+    import pandas as pd
+
+    from fer_lib.report.vit_revisit import arm_configs, headline
+    from fer_lib.tasks import teacher_configs
+
+    idx = pd.MultiIndex.from_tuples([("v", "initial"), ("v", "revisit"), ("v", "revisit + LLRD")])
+    table = pd.DataFrame({"macro_f1": [0.50, 0.45, 0.48]}, index=idx)
+    base = teacher_configs({"n_train": 10}, {"epochs": 2}, {"v": {"model": {"arch": "test_vit"}}})
+    cfgs = arm_configs(base, ["v"], {"initial": {}, "revisit": {}, "revisit + LLRD": {"layer_decay": 0.75}})
+    h = headline(table, ["v"], {"v": "ViT"}, cfgs)
+    assert h["v_direction"] == "lowers" and h["v_delta"] == pytest.approx(0.05)
+    assert h["v_llrd_direction"] == "raises" and h["v_llrd_delta"] == pytest.approx(0.03)
+    assert h["vit_init"].startswith("random weights")
+    assert "v_llrd_delta" not in headline(table.drop(("v", "revisit + LLRD")), ["v"], {"v": "ViT"})

@@ -50,11 +50,24 @@ def margin_on_epoch(cfg: TeacherRunConfig) -> float:
     return cfg.train.plain_logits_epochs
 
 
-def headline(table: pd.DataFrame, vits, labels, initial: str = "initial", revisit: str = "revisit") -> dict:
+def headline(table: pd.DataFrame, vits, labels, configs: dict | None = None, initial: str = "initial",
+             revisit: str = "revisit", llrd: str = "revisit + LLRD") -> dict:
+    """Glue for the prose: the revisit's macro-F1 change against the initial schedule per ViT and, when the
+    table has the LLRD arm, its change against the plain revisit and how the ViTs were initialised (LLRD is a
+    fine-tuning device: it keeps pretrained lower layers near their weights, and from random weights it only
+    slows them down)."""
+    def change(prefix, new, old):
+        d = table.loc[new, "macro_f1"] - table.loc[old, "macro_f1"]
+        return {f"{prefix}_delta": abs(d), f"{prefix}_direction": "raises" if d > 0 else "lowers"}
+
     out = {}
     for v in vits:
-        d = table.loc[(v, revisit), "macro_f1"] - table.loc[(v, initial), "macro_f1"]
-        out[f"{v}_delta"] = abs(d)
-        out[f"{v}_direction"] = "raises" if d > 0 else "lowers"
-        out[f"{v}_label"] = labels[v]
+        out.update(change(v, (v, revisit), (v, initial)), **{f"{v}_label": labels[v]})
+        if (v, llrd) in table.index:
+            out.update(change(f"{v}_llrd", (v, llrd), (v, revisit)))
+    if configs is not None:
+        pretrained = [bool(configs[key].model.pretrained_file) for key in configs]
+        out["vit_init"] = ("local pretrained weights (the setting LLRD is made for)" if all(pretrained) else
+                           "random weights (no pretrained file in this profile), where LLRD can only slow the "
+                           "lower layers down" if not any(pretrained) else "pretrained weights for some arms only")
     return out
