@@ -26,3 +26,10 @@ def show(df: pd.DataFrame, precision: int = 3, caption: str | None = None):
     if caption:
         st = st.set_caption(caption)
     return st
+
+
+def ensemble_row_label(ours: str, seed_rows: dict) -> str:
+    """Row name of "the chosen ensemble" in a table with the seed beside: this run's selection and the seed's may
+    pick different members (``seed_rows["ensemble"]["label"]`` names the seed's)."""
+    seed_label = (seed_rows.get("ensemble") or {}).get("label")
+    return f"chosen ensemble (ours: {ours}; seed: {seed_label})" if seed_label else f"chosen ensemble (ours: {ours})"
