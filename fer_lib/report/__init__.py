@@ -4,5 +4,5 @@ from .section import Section, start_section
 from .seeds import seed_results
 from .tables import ensemble_row_label, seed_beside, show
 
-__all__ = ["PROFILES", "Section", "ensemble_row_label", "load_params", "params_file", "seed_beside", "seed_results", "show",
-           "start_section"]
+__all__ = ["PROFILES", "Section", "ensemble_row_label", "load_params", "params_file", "seed_beside", "seed_results",
+           "show", "start_section"]
