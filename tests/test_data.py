@@ -770,3 +770,30 @@ def test_carving_from_too_few_images_names_the_parameter():
     tiny = d.take(np.flatnonzero(d.split == "train")[:20])
     with pytest.raises(ValueError, match="data.val_fraction"):
         carve_val(tiny, 0.1, 0)
+
+
+# ----------------------------------------------------------------------------- synthetic audio-visual clips
+def test_synthetic_av_clip_is_deterministic_one_identity_and_its_voice_follows_the_emotion():
+    from fer_lib.data import FER_CLASSES, synthetic_av_clip
+    from fer_lib.data.synthetic_av import VOICE
+
+    a, b = synthetic_av_clip(6, seed=3), synthetic_av_clip(6, seed=3)
+    np.testing.assert_array_equal(a.frames, b.frames)
+    np.testing.assert_array_equal(a.audio, b.audio)
+    assert a.frames.shape == (6, 64, 64) and a.frames.dtype == np.uint8
+    assert a.audio.shape == (16000,) and a.audio.dtype == np.float32 and np.abs(a.audio).max() <= 1
+    assert not np.array_equal(synthetic_av_clip(6, seed=4).audio, a.audio)
+    # the expression builds up: each frame is further from the first (neutral) one than the one before
+    dist = [np.abs(f.astype(int) - a.frames[0]).mean() for f in a.frames]
+    assert all(x < y for x, y in zip(dist[1:], dist[2:]))
+    for label, emotion in enumerate(FER_CLASSES):
+        clip = synthetic_av_clip(label, seed=0, n_frames=2, size=32)
+        head = clip.audio[:3200]  # first 0.2 s: pitch near f0 + slope * 0.1 s
+        spectrum = np.abs(np.fft.rfft(head * np.hanning(len(head))))
+        peak = np.fft.rfftfreq(len(head), 1 / clip.sample_rate)[spectrum.argmax()]
+        f0, slope, _, _ = VOICE[emotion]
+        assert abs(peak - (f0 + 0.1 * slope)) <= 0.05 * f0, (emotion, peak)
+    loud = {e: np.abs(synthetic_av_clip(i, seed=0, n_frames=2, size=32).audio).mean() for i, e in enumerate(FER_CLASSES)}
+    assert loud["angry"] > loud["neutral"] > loud["sad"]
+    with pytest.raises(ValueError, match="FER_CLASSES"):
+        synthetic_av_clip(7, seed=0)

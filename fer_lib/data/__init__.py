@@ -1,4 +1,4 @@
-"""Datasets: synthetic faces, FER2013 (three layouts), generic index CSV; transforms; audit."""
+"""Datasets: synthetic faces and audio-visual clips, FER2013 (three layouts), generic index CSV; transforms; audit."""
 from __future__ import annotations
 
 from ..config import DataConfig, from_dict
@@ -7,11 +7,12 @@ from .dataset import SPLITS, ImageArrayDataset, LabeledImages, carve_val, limit_
 from .fer2013 import FER_CLASSES, DatasetError, load_fer2013
 from .index_csv import load_index_csv
 from .cifar import load_cifar100
+from .synthetic_av import AVClip, synthetic_av_clip
 from .synthetic_cifar import load_synthetic_cifar
 from .synthetic_fer import load_synthetic_fer
 
-__all__ = ["DataConfig", "DatasetError", "FER_CLASSES", "ImageArrayDataset", "LabeledImages", "SPLITS",
-           "load_dataset", "load_cifar100", "load_fer2013", "load_index_csv", "load_synthetic_cifar", "load_synthetic_fer"]
+__all__ = ["AVClip", "DataConfig", "DatasetError", "FER_CLASSES", "ImageArrayDataset", "LabeledImages", "SPLITS",
+           "load_dataset", "synthetic_av_clip", "load_cifar100", "load_fer2013", "load_index_csv", "load_synthetic_cifar", "load_synthetic_fer"]
 
 
 def load_dataset(cfg: DataConfig | dict) -> LabeledImages:

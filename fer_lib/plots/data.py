@@ -1,4 +1,4 @@
-"""Dataset figures: class distribution, image grids, mask overlays."""
+"""Dataset figures: class distribution, image grids, mask overlays, an audio-visual clip."""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -53,6 +53,29 @@ def mask_overlay_grid(images: np.ndarray, masks: np.ndarray, num_classes: int, n
             axes[1, i].imshow(images[i], cmap="gray" if images[i].ndim == 2 else None)
             axes[1, i].imshow(np.ma.masked_equal(masks[i], 0), cmap=cmap, vmin=0, vmax=num_classes - 1,
                               alpha=alpha, interpolation="nearest")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def av_example(frames: np.ndarray, audio: np.ndarray, sample_rate: int, title: str | None = None,
+               max_hz: float = 4000.0):
+    """An audio-visual clip: its video frames in a row above the sound's log-power spectrogram."""
+    from scipy.signal import spectrogram
+
+    f, t, sxx = spectrogram(audio, fs=sample_rate, nperseg=512, noverlap=384)
+    keep = f <= max_hz
+    fig = plt.figure(figsize=(max(7.0, 1.2 * len(frames)), 4.4))
+    grid = fig.add_gridspec(2, len(frames), height_ratios=[1, 1.5])
+    for i, frame in enumerate(frames):
+        ax = fig.add_subplot(grid[0, i])
+        ax.imshow(frame, cmap="gray", vmin=0, vmax=255)
+        ax.set_title(f"frame {i + 1}", fontsize=8)
+        ax.axis("off")
+    ax = fig.add_subplot(grid[1, :])
+    mesh = ax.pcolormesh(t, f[keep], 10 * np.log10(sxx[keep] + 1e-10), shading="auto", cmap="magma")
+    ax.set(xlabel="time (s)", ylabel="frequency (Hz)")
+    fig.colorbar(mesh, ax=ax, label="power (dB)")
     if title:
         fig.suptitle(title)
     return fig

@@ -65,3 +65,13 @@ def faceparse_examples(root=None, n: int = 6, seed: int = 0):
 
     images, _, _, masks = synthetic_faces(n, seed=seed, size=128)
     return images, masks
+
+
+def voice_of(emotion: str) -> dict:
+    """Glue for the audio-visual example: the emotion and its synthetic voice's pitch and pitch slope."""
+    from ..data.synthetic_av import VOICE
+
+    if emotion not in VOICE:
+        raise ValueError(f"av_emotion: expected one of {', '.join(VOICE)}, got {emotion!r}")
+    f0, slope, _, _ = VOICE[emotion]
+    return {"av_emotion": emotion, "av_f0": f0, "av_slope": slope}
