@@ -15,7 +15,7 @@ def test_round_trip_and_nested():
 @pytest.mark.parametrize("d, where", [
     ({"lrr": 1}, "train.lrr: unknown key"),
     ({"epochs": "ten"}, "train.epochs: expected an integer"),
-    ({"epochs": 0}, "train.epochs: expected >= 1"),
+    ({"epochs": 0}, "train.epochs: expected an integer >= 1, got 0"),
     ({"loss": "hinge"}, "train.loss: expected one of ce, focal"),
     ({"augment": {"crop_scale": [0.9]}}, "train.augment.crop_scale: expected a list of 2 numbers"),
     ({"amp": "yes"}, "train.amp: expected true/false"),
@@ -27,13 +27,15 @@ def test_train_errors_name_the_parameter(d, where):
 
 def test_data_and_model_errors():
     with pytest.raises(ConfigError, match="data.root: required for source 'fer2013'"):
-        DataConfig(source="fer2013")
+        from_dict(DataConfig, {"source": "fer2013"}, "data")
     with pytest.raises(ConfigError, match="data.source"):
-        DataConfig(source="imagenet")
+        from_dict(DataConfig, {"source": "imagenet"}, "data")
     with pytest.raises(ConfigError, match="model.in_chans"):
-        ModelConfig(in_chans=2)
-    with pytest.raises(ConfigError, match="data.limit"):
-        DataConfig(limit={"train": 0})
+        from_dict(ModelConfig, {"in_chans": 2}, "model")
+    with pytest.raises(ConfigError, match="data.limit.train: expected a positive count"):
+        from_dict(DataConfig, {"limit": {"train": 0}}, "data")
+    with pytest.raises(ConfigError, match="root: required"):  # built directly: the field's own name
+        DataConfig(source="fer2013")
 
 
 def test_teacher_configs_merge_overrides_and_key_ignores_label():

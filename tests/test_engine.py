@@ -67,8 +67,9 @@ def test_frozen_backbone_is_not_updated(tmp_path):
 
 
 def test_early_stopping_stops_and_resume_does_not_continue(tmp_path):
-    # learning rate 0 and no batch-norm statistics (ConvNeXt): the score never improves after epoch 1
-    frozen = dict(arch="test_convnext", epochs=6, early_stop_patience=1, lr=0.0, min_lr=0.0)
+    # a learning rate too small to move any fp32 weight (0 is rejected by the config) and no batch-norm statistics
+    # (ConvNeXt): the score never improves after epoch 1
+    frozen = dict(arch="test_convnext", epochs=6, early_stop_patience=1, lr=1e-30, min_lr=0.0)
     _, res = tiny_fit(tmp_path, **frozen)
     assert res.stopped_early and len(res.history) == 2
     _, again = tiny_fit(tmp_path, **frozen)

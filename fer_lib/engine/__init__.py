@@ -1,7 +1,7 @@
 """The training engine: ``fit`` (one loop for every run kind), ``predict``, DDP helpers, checkpoints."""
 from .checkpoint import load_state, load_weights, save_state, save_weights
 from .distributed import DistEnv
-from .fit import FitResult, autocast, epoch_seed, fit, predict, seed_everything
+from .fit import FitResult, NonFiniteLossError, autocast, epoch_seed, fit, predict, seed_everything
 
-__all__ = ["DistEnv", "FitResult", "autocast", "epoch_seed", "fit", "load_state", "load_weights", "predict",
-           "save_state", "save_weights", "seed_everything"]
+__all__ = ["DistEnv", "FitResult", "NonFiniteLossError", "autocast", "epoch_seed", "fit", "load_state",
+           "load_weights", "predict", "save_state", "save_weights", "seed_everything"]

@@ -13,8 +13,24 @@ with the best weights kept by a validation metric, early stopping, and an atomic
 randomness is drawn from ``(seed, epoch)`` alone, so resumed and uninterrupted runs match; the
 training *views* (sample order, augmentation, MixUp/CutMix) come from generators of their own, so
 runs that share a data pipeline see identical views whatever their models consume in between.
-Optional task hooks: ``set_step(epoch, step, x)`` before each step, ``end_epoch(epoch)`` after.
 Under ``torchrun`` the task is wrapped in DDP and the data sharded across ranks.
+
+Optional task hooks (every kind of run -- classifier, distillation, face parsing, audio-visual -- goes through
+this one loop and differs only in them):
+
+- ``prepare_batch(batch, device) -> (x, t)``: move a loader batch to the device and build the inputs and targets
+  (default: ``train_tf`` on the images, then MixUp/CutMix or one-hot labels);
+- ``set_step(epoch, step, x)``: before each step's forward;
+- ``modify_grads(step)``: after backward, on unscaled gradients, before clipping and the optimizer step (gradient
+  modulation, skipped or delayed updates);
+- ``after_step(step)``: after the optimizer step (e.g. probes every N steps);
+- ``end_epoch(epoch)`` and ``epoch_extras(epoch) -> dict`` (extra columns of the history);
+- ``extra_state() -> dict`` / ``load_extra_state(dict)``: task state that must survive a resume (gradient queues,
+  probe histories), stored in ``last.pt``.
+
+``evaluate(model) -> metrics`` replaces ``score(predict(model, val_set))`` for runs whose validation is not a
+matrix of logits (face parsing evaluates at full mask resolution, batch by batch). A non-finite loss stops the
+run at once with a ``NonFiniteLossError`` naming the run, epoch, step and the last finite loss; nothing is stored.
 """
 from __future__ import annotations
 
@@ -29,7 +45,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 from timm.data import Mixup
-from timm.scheduler import CosineLRScheduler
+from timm.scheduler import CosineLRScheduler, StepLRScheduler
 from timm.utils import ModelEmaV3
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, Dataset
@@ -42,6 +58,11 @@ from .distributed import DistEnv, ShardSampler
 from .optim import make_optimizer
 
 ScoreFn = Callable[[np.ndarray], dict]  # val logits (N, C) -> metrics
+EvaluateFn = Callable[[nn.Module], dict]  # model -> val metrics
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training produced a NaN or infinite loss (or validation score); the run is not stored."""
 
 
 @dataclass
@@ -93,8 +114,10 @@ def predict(model: nn.Module, dataset: Dataset, batch_size: int = 256, env: Dist
     return env.gather_rows(np.asarray(sampler.indices), rows, len(dataset))
 
 
-def _to_device(x: torch.Tensor, device: torch.device, transform: nn.Module | None,
-               channels_last: bool) -> torch.Tensor:
+def _to_device(x, device: torch.device, transform: nn.Module | None, channels_last: bool):
+    """A tensor (or a tuple of tensors, e.g. audio and frames) on ``device``, transformed, channels-last on CUDA."""
+    if isinstance(x, (tuple, list)):
+        return type(x)(_to_device(v, device, None, channels_last) for v in x)
     x = x.to(device, non_blocking=True)
     if transform is not None:
         x = transform(x)
@@ -112,16 +135,33 @@ def _replayable_views(train_set, train_tf, seed: int, epoch: int, env: DistEnv, 
         train_tf.reseed(view_seed, dev)
 
 
-def fit(task: nn.Module, train_set: Dataset, train_labels: np.ndarray, val_set: Dataset, cfg: TrainConfig,
-        workdir: Path, score: ScoreFn, num_classes: int, *, train_tf: nn.Module | None = None,
+def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int):
+    """Per-step LR schedule: linear warm-up, then cosine to ``min_lr`` or StepLR (``lr_step_gamma`` every
+    ``lr_step_epochs`` epochs, counted from the start like ``torch.optim.lr_scheduler.StepLR``)."""
+    warmup = int(round(cfg.warmup_epochs * steps_per_epoch))
+    if cfg.scheduler == "step":
+        return StepLRScheduler(optimizer, decay_t=cfg.lr_step_epochs * steps_per_epoch, decay_rate=cfg.lr_step_gamma,
+                               warmup_t=warmup, warmup_lr_init=cfg.lr * 1e-3 if warmup else 0, t_in_epochs=False)
+    total = cfg.epochs * steps_per_epoch
+    return CosineLRScheduler(optimizer, t_initial=max(1, total - warmup), lr_min=cfg.min_lr, warmup_t=warmup,
+                             warmup_lr_init=cfg.lr * 1e-3, warmup_prefix=True, t_in_epochs=False)
+
+
+def fit(task: nn.Module, train_set: Dataset, train_labels: np.ndarray, val_set: Dataset | None, cfg: TrainConfig,
+        workdir: Path, score: ScoreFn | None, num_classes: int, *, train_tf: nn.Module | None = None,
         eval_tf: nn.Module | None = None, frozen_params: list[nn.Parameter] | None = None,
-        env: DistEnv | None = None, progress: bool = True) -> FitResult:
-    """Train ``task`` on ``train_set``; keep ``workdir/best.safetensors`` by ``score(val)[cfg.select_metric]``.
+        env: DistEnv | None = None, progress: bool = True, evaluate: EvaluateFn | None = None,
+        run_name: str | None = None) -> FitResult:
+    """Train ``task`` on ``train_set``; keep ``workdir/best.safetensors`` by ``score(val)[cfg.select_metric]``
+    (or ``evaluate(model)[cfg.select_metric]``).
 
     ``train_tf`` / ``eval_tf`` are batched on-device input transforms (augmentation, normalisation).
     ``frozen_params`` (e.g. the backbone) get no update for ``cfg.freeze_backbone_epochs``.
-    Re-running with the same ``workdir`` resumes from ``workdir/last.pt``.
+    Re-running with the same ``workdir`` resumes from ``workdir/last.pt``. ``run_name`` names the run in errors.
     """
+    if evaluate is None and (val_set is None or score is None):
+        raise ValueError("fit: pass either val_set and score, or evaluate")
+    run_name = run_name or Path(workdir).name
     env = env or DistEnv.from_env()
     dev, workdir = env.device, Path(workdir)
     use_cl = cfg.channels_last and dev.type == "cuda"
@@ -132,6 +172,10 @@ def fit(task: nn.Module, train_set: Dataset, train_labels: np.ndarray, val_set: 
     if use_cl:
         task.model.to(memory_format=torch.channels_last)
     mixup = None
+    custom_batches = hasattr(task, "prepare_batch")
+    if (cfg.mixup_alpha > 0 or cfg.cutmix_alpha > 0) and custom_batches:
+        raise ValueError(f"train.mixup_alpha / cutmix_alpha: {type(task).__name__} builds its own batches; "
+                         "MixUp/CutMix apply to image classification only")
     if cfg.mixup_alpha > 0 or cfg.cutmix_alpha > 0:
         mixup = Mixup(mixup_alpha=cfg.mixup_alpha, cutmix_alpha=cfg.cutmix_alpha, prob=cfg.mix_prob,
                       label_smoothing=0.0, num_classes=num_classes)
@@ -148,10 +192,7 @@ def fit(task: nn.Module, train_set: Dataset, train_labels: np.ndarray, val_set: 
         raise ValueError(f"train.batch_size {cfg.batch_size} exceeds the {len(train_set)} training images")
 
     optimizer = make_optimizer(task.model, cfg)
-    warmup = int(round(cfg.warmup_epochs * steps_per_epoch))
-    total = cfg.epochs * steps_per_epoch
-    scheduler = CosineLRScheduler(optimizer, t_initial=max(1, total - warmup), lr_min=cfg.min_lr, warmup_t=warmup,
-                                  warmup_lr_init=cfg.lr * 1e-3, warmup_prefix=True, t_in_epochs=False)
+    scheduler = make_scheduler(optimizer, cfg, steps_per_epoch)
     scaler = torch.amp.GradScaler(dev.type, enabled=cfg.amp and dev.type == "cuda")
     ema = ModelEmaV3(task.model, decay=cfg.ema_decay, use_warmup=True) if cfg.ema_decay else None
     net = DDP(task, device_ids=[dev] if dev.type == "cuda" else None) if env.distributed else task
@@ -166,6 +207,8 @@ def fit(task: nn.Module, train_set: Dataset, train_labels: np.ndarray, val_set: 
         scaler.load_state_dict(st["scaler"])
         if ema is not None:
             ema.module.load_state_dict(st["ema"])
+        if hasattr(task, "load_extra_state"):
+            task.load_extra_state(st.get("task", {}))
         start, bad_epochs = st["epoch"], st["bad_epochs"]
         res.history, res.best_epoch, res.best_score = st["history"], st["best_epoch"], st["best_score"]
         if st.get("stopped_early"):
@@ -173,6 +216,8 @@ def fit(task: nn.Module, train_set: Dataset, train_labels: np.ndarray, val_set: 
             return res
 
     frozen = list(frozen_params or [])
+    modify_grads, after_step = getattr(task, "modify_grads", None), getattr(task, "after_step", None)
+    last_finite = "none yet (the first step)"
     bar = tqdm(range(start, cfg.epochs), desc="epochs", disable=not (progress and env.is_main),
                initial=start, total=cfg.epochs)
     for epoch in bar:
@@ -183,40 +228,60 @@ def fit(task: nn.Module, train_set: Dataset, train_labels: np.ndarray, val_set: 
         loader = DataLoader(train_set, **loader_kw)
         task.train()
         sums: dict[str, torch.Tensor] = {}
-        for i, (x, y) in enumerate(tqdm(loader, desc=f"epoch {epoch + 1}", leave=False,
-                                        disable=not (progress and env.is_main))):
-            x, y = _to_device(x, dev, train_tf, use_cl), y.to(dev, non_blocking=True)
-            if mixup is not None:
-                x, t = mixup(x, y)
+        for i, batch in enumerate(tqdm(loader, desc=f"epoch {epoch + 1}", leave=False,
+                                       disable=not (progress and env.is_main))):
+            if custom_batches:
+                x, t = task.prepare_batch(batch, dev)
             else:
-                t = nn.functional.one_hot(y, num_classes).float()
+                x, y = batch
+                x, y = _to_device(x, dev, train_tf, use_cl), y.to(dev, non_blocking=True)
+                if mixup is not None:
+                    x, t = mixup(x, y)
+                else:
+                    t = nn.functional.one_hot(y, num_classes).float()
             progress_epoch = epoch + i / steps_per_epoch
+            step = epoch * steps_per_epoch + i + 1
             if hasattr(task, "set_step"):
                 task.set_step(epoch, i, x)
             with autocast(dev, cfg.amp):
                 _, losses = net(x, t, progress_epoch)
                 loss = sum(losses.values())
+            loss_value = float(loss.detach())  # one device sync per step (GradScaler on CUDA syncs anyway)
+            if not math.isfinite(loss_value):
+                raise NonFiniteLossError(
+                    f"run {run_name}: non-finite training loss {loss_value:g} at epoch {epoch + 1}, step {i + 1} "
+                    f"(global step {step}; {', '.join(f'{k} {float(v.detach()):g}' for k, v in losses.items())}); last "
+                    f"finite loss {last_finite}. Nothing was stored; lower train.lr, set train.grad_clip, or check "
+                    f"the inputs. Checkpoint of the last finished epoch: {last}")
+            last_finite = f"{loss_value:.6g} (step {step})"
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             if frozen and progress_epoch < cfg.freeze_backbone_epochs:
                 for p in frozen:
                     p.grad = None
-            if cfg.grad_clip:
+            if cfg.grad_clip or modify_grads is not None:
                 scaler.unscale_(optimizer)
+            if modify_grads is not None:
+                modify_grads(step)
+            if cfg.grad_clip:
                 nn.utils.clip_grad_norm_(task.model.parameters(), cfg.grad_clip)
             scaler.step(optimizer)
             scaler.update()
-            step = epoch * steps_per_epoch + i + 1
             scheduler.step_update(step)
             if ema is not None:
                 ema.update(task.model, step=step)
+            if after_step is not None:
+                after_step(step)
             for k, v in {"loss": loss, **losses}.items():
                 sums[k] = sums.get(k, 0.0) + v.detach().float()
         if hasattr(task, "end_epoch"):
             task.end_epoch(epoch)
         eval_model = ema.module if ema is not None else task.model
-        scores = score(predict(eval_model, val_set, cfg.eval_batch_size, env, cfg.amp, use_cl, cfg.num_workers,
-                               eval_tf))
+        if evaluate is not None:
+            scores = evaluate(eval_model)
+        else:
+            scores = score(predict(eval_model, val_set, cfg.eval_batch_size, env, cfg.amp, use_cl, cfg.num_workers,
+                                   eval_tf))
         row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"],
                **{f"train_{k}": float(v) / steps_per_epoch for k, v in sums.items()},
                **{f"val_{k}": float(v) for k, v in scores.items() if np.isscalar(v)},
@@ -224,7 +289,13 @@ def fit(task: nn.Module, train_set: Dataset, train_labels: np.ndarray, val_set: 
         if hasattr(task, "epoch_extras"):
             row.update(task.epoch_extras(epoch + 1))
         res.history.append(row)
+        if cfg.select_metric not in scores:
+            raise KeyError(f"train.select_metric: {cfg.select_metric!r} is not among the validation metrics of run "
+                           f"{run_name} ({', '.join(k for k, v in scores.items() if np.isscalar(v))})")
         current = float(scores[cfg.select_metric])
+        if not math.isfinite(current):
+            raise NonFiniteLossError(f"run {run_name}: validation {cfg.select_metric} is {current} after epoch "
+                                     f"{epoch + 1}; nothing was stored")
         if current > res.best_score:
             res.best_score, res.best_epoch, bad_epochs = current, epoch + 1, 0
             if env.is_main:
@@ -237,7 +308,8 @@ def fit(task: nn.Module, train_set: Dataset, train_labels: np.ndarray, val_set: 
                         "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
                         "ema": ema.module.state_dict() if ema is not None else {}, "history": res.history,
                         "best_epoch": res.best_epoch, "best_score": res.best_score, "bad_epochs": bad_epochs,
-                        "stopped_early": res.stopped_early}, last)
+                        "stopped_early": res.stopped_early,
+                        "task": task.extra_state() if hasattr(task, "extra_state") else {}}, last)
         env.barrier()
         bar.set_postfix({cfg.select_metric: f"{current:.4f}", "best": f"{res.best_score:.4f}"})
         if res.stopped_early:

@@ -1,4 +1,5 @@
-"""Models: ``create_model`` (timm-style registry), ArcFace head, CBAM-lite classifier."""
+"""Models: ``create_model`` (timm-style registry), ArcFace head, CBAM-lite classifier, MicroSegFormer (+ LMSA),
+the audio-visual classifier."""
 from __future__ import annotations
 
 from typing import Callable
@@ -8,6 +9,7 @@ import torch.nn as nn
 from ..config import ModelConfig
 from .arcface import ArcFaceHead, LinearHead, arcface_logits, arcface_margin
 from .classifier import FERClassifier, create_fer_classifier
+from .segformer import LMSA, MicroSegFormer, count_parameters, create_segmenter
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 
@@ -25,5 +27,18 @@ def create_model(cfg: ModelConfig, num_classes: int) -> nn.Module:
     return create_fer_classifier(cfg, num_classes)
 
 
-__all__ = ["ArcFaceHead", "FERClassifier", "LinearHead", "arcface_logits", "arcface_margin", "create_model",
-           "register_model"]
+def is_model(arch: str) -> bool:
+    """Whether ``create_model`` can build ``arch`` (registered here, or a timm model name)."""
+    import timm
+
+    return arch in _REGISTRY or timm.is_model(arch)
+
+
+@register_model
+def microsegformer(cfg, num_classes: int) -> nn.Module:
+    """MicroSegFormer (+ LMSA when ``cfg.lmsa``), asserted under the face-parsing challenge's parameter limit."""
+    return create_segmenter(cfg, num_classes)
+
+
+__all__ = ["LMSA", "ArcFaceHead", "FERClassifier", "LinearHead", "MicroSegFormer", "arcface_logits", "arcface_margin",
+           "count_parameters", "create_model", "create_segmenter", "is_model", "register_model"]

@@ -33,17 +33,24 @@ class FERClassifier(nn.Module):
         return self.backbone.parameters()
 
 
+def pretrained_kwargs(pretrained_file: str | None, field: str = "model.pretrained_file") -> dict:
+    """timm keyword arguments that load weights from a local file (timm adapts the stem to ``in_chans`` and drops
+    the classifier); none without a file. Weights are never downloaded here."""
+    if not pretrained_file:
+        return {}
+    from .. import paths
+
+    f = paths.resolve(pretrained_file)
+    if not f.is_file():
+        raise ConfigError(f"{field}: no such file {f} (weights are only read from local files)")
+    return dict(pretrained=True, pretrained_cfg_overlay=dict(file=str(f), source=""))
+
+
 def create_backbone(cfg: ModelConfig) -> nn.Module:
     kwargs = dict(num_classes=0, in_chans=cfg.in_chans, drop_rate=cfg.drop_rate, **cfg.model_kwargs)
     if cfg.drop_path_rate:
         kwargs["drop_path_rate"] = cfg.drop_path_rate
-    if cfg.pretrained_file:
-        from .. import paths
-
-        f = paths.resolve(cfg.pretrained_file)
-        if not f.is_file():
-            raise ConfigError(f"model.pretrained_file: no such file {f} (weights are only read from local files)")
-        kwargs.update(pretrained=True, pretrained_cfg_overlay=dict(file=str(f), source=""))
+    kwargs.update(pretrained_kwargs(cfg.pretrained_file))
     try:
         return timm.create_model(cfg.arch, **kwargs)
     except RuntimeError as e:

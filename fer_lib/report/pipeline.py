@@ -45,10 +45,12 @@ SECTIONS = (
     SectionSpec("03_vit_revisit", ("01_teachers",)),
     SectionSpec("04_kd_cifar"),
     SectionSpec("05_dkd_sweep"),
+    SectionSpec("06_segmentation"),
+    SectionSpec("07_asgml"),
     SectionSpec("08_deployment", ("01_teachers", "02_ensembles", "04_kd_cifar", "05_dkd_sweep")),
     SectionSpec("09_calibration", ("01_teachers", "02_ensembles")),
     SectionSpec("appendix", ("intro", "00_data", "01_teachers", "02_ensembles", "03_vit_revisit", "04_kd_cifar",
-                             "05_dkd_sweep", "08_deployment", "09_calibration")),
+                             "05_dkd_sweep", "06_segmentation", "07_asgml", "08_deployment", "09_calibration")),
 )
 
 

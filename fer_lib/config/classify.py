@@ -1,23 +1,18 @@
-"""Config dataclasses, one per kind of run, mirroring the YAML files in ``params/``.
+"""Configs of classification runs: FER teachers (section 01, 03) and students (04, 05), mirroring ``params/``.
 
-``from_dict`` builds a (nested) dataclass from plain dicts and rejects unknown keys and
-wrong types with a message that names the parameter path, e.g.
-``ConfigError: teachers.resnet18.train.lrr: unknown key; expected one of batch_size, epochs, ...``.
-``to_dict`` is its inverse; ``config_hash`` is the stable digest the run store keys on.
+Every field is checked when the dataclass is built (``check``): a value out of range raises a ``ConfigError``
+that names the parameter, the value and the accepted range.
 """
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
-import types
-import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from .base import (FINITE, NONNEG, POSITIVE, PROB, FieldError, at_least, between, check,
+                   check_range_pair, one_of, optional, to_dict)
 
-class ConfigError(ValueError):
-    """A parameter is missing, unknown or of the wrong type/value."""
+#: validation metrics a classifier run can select its checkpoint by (all: higher is better)
+CLASSIFICATION_SELECT = ("macro_f1", "accuracy", "minority_f1")
 
 
 # ----------------------------------------------------------------------------- data
@@ -39,16 +34,17 @@ class DataConfig:
     limit: dict[str, int] = field(default_factory=dict)  # stratified cap per split, e.g. {train: 8000}
 
     def __post_init__(self):
-        _choice("data.source", self.source, ("synthetic", "fer2013", "index_csv", "cifar100", "synthetic_cifar"))
-        _choice("data.color", self.color, ("gray", "rgb"))
+        check(self, source=one_of("synthetic", "fer2013", "index_csv", "cifar100", "synthetic_cifar"),
+              color=one_of("gray", "rgb"), seed=at_least(0), n_train=at_least(1), n_val=at_least(1),
+              n_test=at_least(1), size=at_least(8), label_noise=between(0, 1, hi_open=True),
+              val_fraction=between(0, 1, lo_open=True, hi_open=True))
         if self.source in ("fer2013", "index_csv", "cifar100") and not self.root:
-            raise ConfigError(f"data.root: required for source '{self.source}' (a path to the dataset)")
-        if not 0.0 < self.val_fraction < 1.0:
-            raise ConfigError(f"data.val_fraction: expected a number in (0, 1), got {self.val_fraction}")
+            raise FieldError("root", f"required for source '{self.source}' (a path to the dataset)")
         for k, v in self.limit.items():
-            _choice("data.limit key", k, ("train", "val", "test"))
-            if int(v) <= 0:
-                raise ConfigError(f"data.limit.{k}: expected a positive count, got {v}")
+            if k not in ("train", "val", "test"):
+                raise FieldError(f"limit.{k}", "unknown split; expected train, val or test")
+            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+                raise FieldError(f"limit.{k}", f"expected a positive count, got {v!r}")
 
 
 # ----------------------------------------------------------------------------- model
@@ -69,9 +65,11 @@ class ModelConfig:
     model_kwargs: dict[str, Any] = field(default_factory=dict)  # extra timm kwargs (e.g. img_size, depth)
 
     def __post_init__(self):
-        _choice("model.in_chans", self.in_chans, (1, 3))
-        _choice("model.input_norm", self.input_norm, ("dataset", "imagenet"))
-        _choice("model.head", self.head, ("arcface", "linear"))
+        check(self, in_chans=one_of(1, 3), input_norm=one_of("dataset", "imagenet"), head=one_of("arcface", "linear"),
+              arcface_s=POSITIVE, arcface_m=between(0, 1.5), drop_rate=between(0, 1, hi_open=True),
+              drop_path_rate=between(0, 1, hi_open=True))
+        if not self.arch:
+            raise FieldError("arch", "expected a model name, got an empty string")
 
 
 # ----------------------------------------------------------------------------- training
@@ -88,6 +86,11 @@ class AugmentConfig:
     auto_augment: str | None = None  # torchvision AutoAugment policy: cifar10 | imagenet | svhn
     random_erasing: float = 0.0
 
+    def __post_init__(self):
+        check_range_pair(self, "crop_scale", 0.01, 1.0)
+        check(self, hflip=PROB, brightness=between(0, 1), contrast=between(0, 1), rotation=between(0, 180),
+              random_erasing=PROB, auto_augment=optional(one_of("cifar10", "imagenet", "svhn")))
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -97,10 +100,15 @@ class TrainConfig:
     batch_size: int = 128
     eval_batch_size: int = 256
     img_size: int = 224
+    optimizer: str = "adamw"  # adamw | sgd (SGD with momentum, no Nesterov: seed 004)
     lr: float = 3e-4
+    momentum: float = 0.9  # sgd only
     weight_decay: float = 0.05
+    scheduler: str = "cosine"  # cosine (warm-up, then cosine to min_lr, per step) | step (StepLR, per epoch)
     min_lr: float = 1e-5
     warmup_epochs: float = 2
+    lr_step_epochs: int = 40  # step: decay every this many epochs
+    lr_step_gamma: float = 0.1  # step: by this factor
     layer_decay: float | None = None  # layer-wise LR decay (timm param groups)
     plain_logits_epochs: float = 3  # ArcFace: s*cos logits without margin
     arcface_warmup_epochs: float = 0  # ArcFace: linear margin ramp after the plain phase
@@ -124,14 +132,28 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self):
-        _choice("train.loss", self.loss, ("ce", "focal", "balanced_softmax", "logit_adjusted"))
-        _choice("train.sampler", self.sampler, ("uniform", "class_balanced"))
-        if self.epochs < 1:
-            raise ConfigError(f"train.epochs: expected >= 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise ConfigError(f"train.batch_size: expected >= 1, got {self.batch_size}")
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise ConfigError(f"train.label_smoothing: expected a number in [0, 1), got {self.label_smoothing}")
+        check(self, epochs=at_least(1), batch_size=at_least(1), eval_batch_size=at_least(1), img_size=at_least(8),
+              optimizer=one_of("adamw", "sgd"), lr=POSITIVE, momentum=between(0, 1, hi_open=True),
+              weight_decay=NONNEG, scheduler=one_of("cosine", "step"), min_lr=NONNEG, warmup_epochs=NONNEG,
+              lr_step_epochs=at_least(1), lr_step_gamma=between(0, 1, lo_open=True),
+              layer_decay=optional(between(0, 1, lo_open=True)), plain_logits_epochs=NONNEG,
+              arcface_warmup_epochs=NONNEG, freeze_backbone_epochs=NONNEG,
+              loss=one_of("ce", "focal", "balanced_softmax", "logit_adjusted"),
+              label_smoothing=between(0, 1, hi_open=True), focal_gamma=NONNEG, logit_adjust_tau=FINITE,
+              sampler=one_of("uniform", "class_balanced"), mixup_alpha=NONNEG, cutmix_alpha=NONNEG, mix_prob=PROB,
+              ema_decay=optional(between(0, 1, lo_open=True, hi_open=True)), grad_clip=optional(POSITIVE),
+              early_stop_patience=optional(at_least(1)), num_workers=at_least(0), seed=at_least(0))
+        if self.min_lr > self.lr:
+            raise FieldError("min_lr", f"expected <= lr ({self.lr}), got {self.min_lr}")
+        if not isinstance(self.select_metric, str) or not self.select_metric:
+            raise FieldError("select_metric", f"expected a metric name, got {self.select_metric!r}")
+
+
+def check_select_metric(train: TrainConfig, allowed: tuple[str, ...]) -> None:
+    """A run kind knows which validation metrics it computes: ``train.select_metric`` must be one of them."""
+    if train.select_metric not in allowed:
+        raise FieldError("train.select_metric", f"expected one of {', '.join(allowed)} (validation metrics of this "
+                         f"kind of run, higher is better), got {train.select_metric!r}")
 
 
 @dataclass(frozen=True)
@@ -149,10 +171,10 @@ class DistillConfig:
     cache_teacher_outputs: bool = True  # reuse teachers' logits across runs that share the views
 
     def __post_init__(self):
-        _choice("distill.method", self.method,
-                ("none", "kd", "dkd", "ca_wkd", "alpha_guided", "adaptive_alpha", "aver", "ebkd"))
-        if self.temperature <= 0:
-            raise ConfigError(f"distill.temperature: expected > 0, got {self.temperature}")
+        check(self, method=one_of("none", "kd", "dkd", "ca_wkd", "alpha_guided", "adaptive_alpha", "aver", "ebkd"),
+              temperature=POSITIVE, warmup_epochs=NONNEG, gamma=FINITE, theta=PROB)
+        # KD-style methods mix KL and CE with weights alpha and 1 - alpha; DKD weights TCKD by a non-negative alpha
+        check(self, alpha=NONNEG if self.method == "dkd" else PROB, beta=NONNEG)
 
 
 @dataclass(frozen=True)
@@ -163,6 +185,9 @@ class TeacherRunConfig:
     data: DataConfig
     model: ModelConfig
     train: TrainConfig
+
+    def __post_init__(self):
+        check_select_metric(self.train, CLASSIFICATION_SELECT)
 
     def key_dict(self) -> dict:
         """What identifies the run's results (the display name does not)."""
@@ -183,98 +208,9 @@ class StudentRunConfig:
     teachers: tuple[TeacherRunConfig, ...] = ()
     teacher_roles: tuple[str, ...] = ()
 
+    def __post_init__(self):
+        check_select_metric(self.train, CLASSIFICATION_SELECT)
+
     def key_dict(self) -> dict:
         return {"data": to_dict(self.data), "model": to_dict(self.model), "train": to_dict(self.train),
                 "distill": to_dict(self.distill), "teachers": [t.key_dict() for t in self.teachers]}
-
-
-# ----------------------------------------------------------------------------- helpers
-def _choice(name: str, value, allowed):
-    if value not in allowed:
-        raise ConfigError(f"{name}: expected one of {', '.join(map(str, allowed))}; got {value!r}")
-
-
-def deep_merge(base: dict, override: dict | None) -> dict:
-    """``base`` updated recursively with ``override`` (dicts merge, everything else replaces)."""
-    out = dict(base)
-    for k, v in (override or {}).items():
-        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
-def from_dict(cls, d: dict | None, where: str = ""):
-    """Build dataclass ``cls`` from ``d``; errors name the offending key path."""
-    if d is None:
-        d = {}
-    if isinstance(d, cls):
-        return d
-    if not isinstance(d, dict):
-        raise ConfigError(f"{where or cls.__name__}: expected a mapping, got {type(d).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = set(d) - set(fields)
-    if unknown:
-        raise ConfigError(
-            f"{_join(where, sorted(unknown)[0])}: unknown key; expected one of {', '.join(fields)}"
-        )
-    hints = typing.get_type_hints(cls)
-    kwargs = {k: _coerce(hints[k], v, _join(where, k)) for k, v in d.items()}
-    try:
-        return cls(**kwargs)
-    except TypeError as e:  # a required field is missing
-        raise ConfigError(f"{where or cls.__name__}: {e}") from None
-
-
-def _join(where: str, key: str) -> str:
-    return f"{where}.{key}" if where else key
-
-
-def _coerce(tp, value, where):
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin in (typing.Union, types.UnionType):
-        if value is None:
-            if type(None) in args:
-                return None
-            raise ConfigError(f"{where}: must not be null")
-        inner = [a for a in args if a is not type(None)]
-        return _coerce(inner[0], value, where)
-    if dataclasses.is_dataclass(tp):
-        return from_dict(tp, value, where)
-    if tp is Any:
-        return value
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)) or len(value) != len(args):
-            raise ConfigError(f"{where}: expected a list of {len(args)} numbers, got {value!r}")
-        return tuple(_coerce(a, v, where) for a, v in zip(args, value))
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
-        return dict(value)
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true/false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
-        return value
-    return value
-
-
-def to_dict(cfg) -> dict:
-    """Plain-data view of a config (tuples become lists, as in YAML/JSON)."""
-    return json.loads(json.dumps(dataclasses.asdict(cfg)))
-
-
-def config_hash(*parts: Any) -> str:
-    """sha256 over the canonical JSON of ``parts`` (sorted keys), hex."""
-    blob = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()

@@ -1,0 +1,169 @@
+"""Audio-visual clips (section 07): log spectrograms, face frames, labels, splits and speakers, in memory.
+
+Every loader (CREMA-D, the RAVDESS + FER2013 stand-in, synthetic clips) returns an ``AVClips`` whose spectrograms
+are float16 (N, 257, 188) and frames uint8 (N, T, S, S) gray or (N, T, S, S, 3) colour, with one speaker id per
+clip so that validation and test can be split by speaker (no voice in two splits). ``cached`` decodes a dataset
+once into an ``.npz`` keyed by its files, like FER2013 (``fer_lib.data.cache``).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .fer2013 import DatasetError
+
+#: CREMA-D's six emotions in the order of the common (OGM-GE) preprocessing: NEU, HAP, SAD, FEA, DIS, ANG
+AV_CLASSES = ("neutral", "happy", "sad", "fear", "disgust", "angry")
+CACHE_VERSION = 1
+
+
+@dataclass
+class AVClips:
+    name: str
+    audio: np.ndarray  # float16 (N, F, T) log-magnitude spectrograms
+    frames: np.ndarray  # uint8 (N, n_frames, S, S) or (N, n_frames, S, S, 3)
+    labels: np.ndarray  # int64 (N,), indices into classes
+    split: np.ndarray  # str (N,): train | val | test
+    speaker: np.ndarray  # str (N,)
+    ids: np.ndarray  # str (N,)
+    classes: tuple[str, ...] = AV_CLASSES
+    notes: tuple[str, ...] = ()
+    fingerprint: str = field(default="")
+
+    def __post_init__(self):
+        if not self.fingerprint:
+            h = hashlib.sha256()
+            for a in (self.audio, self.frames, np.asarray(self.labels, np.int64)):
+                h.update(np.ascontiguousarray(a).tobytes())
+            h.update("|".join(map(str, self.split)).encode() + "|".join(map(str, self.speaker)).encode())
+            h.update("|".join(self.classes).encode())
+            self.fingerprint = h.hexdigest()
+
+    def __len__(self):
+        return len(self.labels)
+
+    def derive(self, **changes) -> "AVClips":
+        """A copy with ``changes`` whose fingerprint extends this one by the new splits and ids (no re-hashing)."""
+        out = replace(self, fingerprint="x", **changes)
+        h = hashlib.sha256(self.fingerprint.encode())
+        h.update("|".join(map(str, out.split)).encode() + b"\0" + "|".join(map(str, out.ids)).encode())
+        out.fingerprint = h.hexdigest()
+        return out
+
+    def take(self, idx: np.ndarray) -> "AVClips":
+        return self.derive(audio=self.audio[idx], frames=self.frames[idx], labels=self.labels[idx],
+                           split=self.split[idx], speaker=self.speaker[idx], ids=self.ids[idx])
+
+    def subset(self, split: str) -> "AVClips":
+        idx = np.flatnonzero(self.split == split)
+        if len(idx) == 0:
+            raise DatasetError(f"{self.name}: split '{split}' is empty")
+        return self.take(idx)
+
+    def counts(self):
+        import pandas as pd
+
+        df = pd.crosstab(pd.Categorical(np.asarray(self.classes)[self.labels], categories=self.classes),
+                         pd.Categorical(self.split, categories=["train", "val", "test"]), dropna=False)
+        df.index.name, df.columns.name = "class", "split"
+        return df
+
+    def speakers(self) -> dict[str, int]:
+        return {s: len(set(self.speaker[self.split == s])) for s in ("train", "val", "test")}
+
+
+def split_speakers(speakers: np.ndarray, fraction: float, seed: int, into: str, split: np.ndarray,
+                   groups: Callable[[str], str] | None = None) -> tuple[np.ndarray, str]:
+    """Move a ``fraction`` of the training speakers (all their clips) into ``into``; ``groups`` (e.g. gender) are
+    sampled in proportion. Returns the new split array and a note."""
+    split = split.astype("<U5").copy()
+    train_speakers = sorted(set(speakers[split == "train"]))
+    n = max(1, int(round(fraction * len(train_speakers))))
+    if n >= len(train_speakers):
+        raise DatasetError(f"cannot move {n} of {len(train_speakers)} training speakers into {into}")
+    rng = np.random.default_rng([seed, len(into)])
+    by_group: dict[str, list[str]] = {}
+    for s in train_speakers:
+        by_group.setdefault(groups(s) if groups else "", []).append(s)
+    picked: list[str] = []
+    for g, members in sorted(by_group.items()):
+        k = int(round(n * len(members) / len(train_speakers)))
+        picked += list(rng.choice(members, size=min(k, len(members)), replace=False))
+    rest = [s for s in train_speakers if s not in picked]
+    while len(picked) < n:
+        picked.append(rest.pop(int(rng.integers(len(rest)))))
+    picked = sorted(picked[:n])
+    split[np.isin(speakers, picked)] = into
+    return split, f"{into}: {len(picked)} speakers ({', '.join(picked)}) moved out of train (seed {seed})"
+
+
+class AVDataset(Dataset):
+    """``((spectrogram float16 (F, T), frames uint8), label)`` items of an ``AVClips``."""
+
+    def __init__(self, clips: AVClips):
+        self.clips, self.labels = clips, np.asarray(clips.labels, np.int64)
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        return (torch.from_numpy(self.clips.audio[i]), torch.from_numpy(self.clips.frames[i])), int(self.labels[i])
+
+
+# ----------------------------------------------------------------------------- cache
+def cached(name: str, key: str, decode: Callable[[], AVClips], cache_dir: Path | None = None) -> AVClips:
+    from .. import paths
+
+    path = Path(cache_dir or paths.cache_dir()) / "datasets" / f"{name}-v{CACHE_VERSION}-{key[:20]}.npz"
+    if path.exists():
+        with np.load(path, allow_pickle=False) as z:
+            return AVClips(str(z["name"]), z["audio"], z["frames"], z["labels"].astype(np.int64), z["split"],
+                           z["speaker"], z["ids"], tuple(z["classes"].tolist()), tuple(z["notes"].tolist()),
+                           str(z["fingerprint"]))
+    data = decode()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, name=np.array(data.name), audio=data.audio, frames=data.frames, labels=data.labels,
+                     split=data.split.astype(str), speaker=data.speaker.astype(str), ids=data.ids.astype(str),
+                     classes=np.array(data.classes), notes=np.array(data.notes, dtype=str),
+                     fingerprint=np.array(data.fingerprint))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return data
+
+
+def load_av_dataset(cfg) -> AVClips:
+    """The audio-visual clips an ``AVDataConfig`` names."""
+    from .. import paths
+    from ..config import AVDataConfig, config_hash, from_dict, to_dict
+
+    cfg = from_dict(AVDataConfig, cfg, "data")
+    audio = dict(sample_rate=cfg.sample_rate, seconds=cfg.seconds, n_fft=cfg.n_fft, hop=cfg.hop)
+    if cfg.source == "synthetic":
+        from .synthetic_av import synthetic_av_clips
+
+        return cached("synthetic_av", config_hash(to_dict(cfg)), lambda: synthetic_av_clips(
+            cfg.n_train, cfg.n_val, cfg.n_test, cfg.seed, cfg.n_frames, cfg.frame_size, cfg.visual_strength,
+            **audio))
+    if cfg.source == "crema_d":
+        from .crema_d import load_crema_d
+
+        return load_crema_d(paths.resolve(cfg.root), cfg.n_frames, cfg.frame_size, True, **audio,
+                            val_fraction=cfg.val_fraction, seed=cfg.seed, train_csv=cfg.train_csv,
+                            test_csv=cfg.test_csv, audio_dir=cfg.audio_dir, frames_dir=cfg.frames_dir)
+    from .ravdess import load_ravdess_fer
+
+    return load_ravdess_fer(paths.resolve(cfg.root), paths.resolve(cfg.fer_root), cfg.n_frames, cfg.frame_size,
+                            **audio, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction, seed=cfg.seed)
