@@ -13,4 +13,4 @@ Split by concern, each sub-package small:
 - ``fer_lib.plots``    matplotlib/seaborn figures
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"

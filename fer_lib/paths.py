@@ -4,9 +4,10 @@ Notebooks may be executed from any working directory (``papermill nb.ipynb OUT.i
 so relative paths in parameters are resolved against the project root, never the CWD.
 Environment variables override the defaults:
 
-- ``FER_RUNS``        run store root            (default ``<project>/runs``)
-- ``FER_CACHE``       decoded-dataset cache     (default ``<project>/.cache``)
-- ``FER_REPORT_DIR``  report artifacts          (default ``<project>/book/_artifacts``)
+- ``FER_RUNS``            run store root            (default ``<project>/runs``)
+- ``FER_TEACHER_OUTPUTS`` teacher-output cache      (default ``<run store>/teacher_outputs``)
+- ``FER_CACHE``           decoded-dataset cache     (default ``<project>/.cache``)
+- ``FER_REPORT_DIR``      report artifacts          (default ``<project>/book/_artifacts``)
 """
 from __future__ import annotations
 
@@ -34,6 +35,11 @@ def resolve(path: str | os.PathLike | None) -> Path | None:
 
 def runs_dir() -> Path:
     return Path(os.environ.get("FER_RUNS") or project_root() / "runs")
+
+
+def teacher_outputs_dir(runs_root: Path | None = None) -> Path:
+    """Where distillation runs cache their teachers' logits (large in the paper profile: put it on a big disk)."""
+    return Path(os.environ.get("FER_TEACHER_OUTPUTS") or Path(runs_root or runs_dir()) / "teacher_outputs")
 
 
 def cache_dir() -> Path:

@@ -54,3 +54,15 @@ def test_teacher_configs_merge_overrides_and_key_ignores_label():
 
 def test_deep_merge():
     assert deep_merge({"a": {"b": 1, "c": 2}, "d": 1}, {"a": {"c": 3}}) == {"a": {"b": 1, "c": 3}, "d": 1}
+
+
+def test_teacher_configs_errors_name_the_teacher_and_every_arch_is_checked_before_training():
+    ok = {"model": {"arch": "resnet18"}}
+    with pytest.raises(ConfigError, match=r"^teachers\.b\.model\.arch: unknown model 'xyz'; expected a timm model "
+                                          r"name \(timm\.list_models\) or one of microsegformer"):
+        teacher_configs({}, {}, {"a": ok, "b": {"model": {"arch": "xyz"}}})
+    with pytest.raises(ConfigError, match=r"^teachers\.b\.train\.select_metric: expected one of macro_f1, accuracy, "
+                                          r"minority_f1 .*, got 'acc'"):
+        teacher_configs({}, {}, {"a": ok, "b": {"model": {"arch": "resnet18"}, "train": {"select_metric": "acc"}}})
+    with pytest.raises(ConfigError, match=r"^teachers\.a: unknown key 'modle'; expected model, train, label"):
+        teacher_configs({}, {}, {"a": {"modle": {}}})

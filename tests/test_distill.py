@@ -134,8 +134,37 @@ def test_arm_validation_names_the_arm():
         student_configs(DATA, TRAIN, student, tcfg, {"x": {"teachers": ["a"], "distill": {"method": "ca_wkd"}}})
     with pytest.raises(ConfigError, match=r"arms.x.teachers: \['c'\] not among"):
         student_configs(DATA, TRAIN, student, tcfg, {"x": {"teachers": ["c"], "distill": {"method": "kd"}}})
-    with pytest.raises(ConfigError, match="distill.method"):
+    with pytest.raises(ConfigError, match="^arms.x.distill.method: expected one of none, kd, dkd"):
         student_configs(DATA, TRAIN, student, tcfg, {"x": {"distill": {"method": "fitnet"}}})
+
+
+@pytest.mark.parametrize("arm, message", [
+    ({"train": {"select_metric": "acc"}},
+     r"^arms\.x\.train\.select_metric: expected one of macro_f1, accuracy, minority_f1 .*, got 'acc'"),
+    ({"distill": {"method": "kd", "temperature": -1}, "teachers": ["a"]},
+     r"^arms\.x\.distill\.temperature: expected a finite number > 0, got -1"),
+    ({"model": {"arch": "resnet_18"}},
+     r"^arms\.x\.model\.arch: unknown model 'resnet_18'; expected a timm model name \(timm\.list_models\) or one of "),
+    ({"model": {"head": "cosine"}}, r"^arms\.x\.model\.head: expected one of arcface, linear, got 'cosine'"),
+    ({"teachers": ["a"], "distill": {"method": "ebkd"}}, r"^arms\.x: method ebkd needs at least two teachers"),
+])
+def test_every_error_building_an_arm_names_the_arm(arm, message):
+    tcfg = teacher_configs(DATA, TRAIN, {"a": {"model": {"arch": "test_resnet"}}, "b": {"model": {"arch": "test_resnet"}}})
+    student = {"arch": "test_efficientnet", "head": "linear"}
+    arms = {"ok": {"teachers": ["a"], "distill": {"method": "kd"}}, "x": arm}
+    with pytest.raises(ConfigError, match=message):
+        student_configs(DATA, TRAIN, student, tcfg, arms)
+
+
+def test_student_configs_check_every_teacher_model_before_any_training():
+    from fer_lib.config import DataConfig, TeacherRunConfig
+
+    good = teacher_configs(DATA, TRAIN, {"a": {"model": {"arch": "test_resnet"}}})["a"]
+    bad = TeacherRunConfig("b", from_dict(DataConfig, DATA), ModelConfig(arch="xyz"), good.train)  # built by hand
+    with pytest.raises(ConfigError, match=r"^teachers\.b\.model\.arch \(arms\.x\): unknown model 'xyz'"):
+        student_configs(DATA, TRAIN, {"arch": "test_efficientnet"}, {"a": good, "b": bad},
+                        {"ok": {"teachers": ["a"], "distill": {"method": "kd"}},
+                         "x": {"teachers": ["a", "b"], "distill": {"method": "aver"}}})
 
 
 def test_student_run_records_retention_and_is_cached(tmp_path):
@@ -146,3 +175,20 @@ def test_student_run_records_retention_and_is_cached(tmp_path):
     assert {"train_loss_kd", "train_loss_ce", "val_accuracy"} <= set(run.history.columns)
     again = _student(tmp_path, store, tcfg, method="kd", roles=("a",))
     assert again.hit
+
+
+def test_paper_dkd_arms_ramp_over_20_of_240_epochs_as_the_dkd_reference():
+    """mdistiller's DKD: warmup 20 of 240 CIFAR epochs; the paper profile scales it to its own epoch budget, on
+    the DKD arms only (KD has no ramp in the reference)."""
+    import yaml
+
+    from fer_lib.paths import project_root
+
+    p = yaml.safe_load((project_root() / "params" / "paper" / "05_dkd_sweep.yaml").read_text())
+    configs = student_configs(p["data"], p["train"], p["student"], teacher_configs(p["data"], p["teacher_train"],
+                                                                                   p["teachers"]), p["arms"])
+    dkd = {n: c for n, c in configs.items() if c.distill.method == "dkd"}
+    assert set(dkd) == {"v3", "v3_1"}
+    for c in dkd.values():
+        assert c.distill.warmup_epochs == pytest.approx(c.train.epochs * 20 / 240, abs=0.005)
+    assert all(c.distill.warmup_epochs == 0 for n, c in configs.items() if n not in dkd)

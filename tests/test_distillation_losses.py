@@ -213,6 +213,20 @@ def test_dkd_loss_warmup_ramp():
     _close(out["loss_nckd"], 8.0 * nckd)
 
 
+def test_dkd_ramp_lags_mdistillers_by_at_most_one_epoch():
+    # mdistiller (DKD.forward_train): min(epoch / warmup, 1) with the integer 1-based epoch k, constant over the
+    # epoch. Ours: the same formula on the engine's fractional 0-based progress (epoch index + step / steps), so
+    # during 1-based epoch k it rises from (k - 1) / W to k / W: mdistiller's value is reached at the epoch's end.
+    s, tz, t, W, steps = T_([[1.0, 2.0, 0.0]]), T_([[3.0, 0.0, 1.0]]), onehot([0], 3), 20, 4
+    full = float(dkd_loss(s, tz, t, T=2.0, warmup=0)["loss_tckd"])
+    for k in (1, 2, 10, 20, 21):
+        ref = min(k / W, 1.0)
+        ours = [float(dkd_loss(s, tz, t, T=2.0, warmup=W, epoch=(k - 1) + i / steps)["loss_tckd"]) / full
+                for i in range(steps + 1)]
+        assert ours[0] == pytest.approx(min((k - 1) / W, 1.0)) and ours[-1] == pytest.approx(ref)
+        assert all(ref - 1 / W - 1e-6 <= r <= ref + 1e-6 for r in ours)
+
+
 def test_dkd_loss_beta_scales_only_nckd():
     s, tz = T_([[1.0, 2.0, 0.0], [0.0, -1.0, 2.0]]), T_([[3.0, 0.0, 1.0], [1.0, 1.0, 0.0]])
     t = onehot([0, 2], 3)
@@ -488,49 +502,79 @@ def test_aver_loss_uses_mean_of_softened_distributions():
 
 
 # ---------------------------------------------------------------------------------------------- 9. EBKD
+# The CA-MKD reference code (Rorozhl/CA-MKD, helper/loops.py, ensemble_method == 'EBKD'): per sample,
+# H_k = entropy of softmax(z_Tk) (T = 1), w_k = 1 - H_k / sum_j H_j (sums to K - 1, not normalised), and the
+# KL term is sum_{k, n} w_kn KL_kn / (N K).
 
-def test_ebkd_weights_by_hand():
+def _entropy(z):
+    e = [math.exp(v) for v in z]
+    p = [v / sum(e) for v in e]
+    return -sum(q * math.log(q) for q in p)
+
+
+def test_ebkd_weights_by_hand_two_teachers():
+    # teacher A: logits [0, 0] -> p = [1/2, 1/2], H_A = ln 2 = 0.693147
+    # teacher B: logits [ln 3, 0] -> p = [3/4, 1/4], H_B = -(3/4 ln 3/4 + 1/4 ln 1/4) = ln 4 - 3/4 ln 3 = 0.562335
+    # sum = 1.255482;  w_A = 1 - 0.693147 / 1.255482 = 0.447904,  w_B = 1 - 0.562335 / 1.255482 = 0.552096
+    h_a, h_b = math.log(2), math.log(4) - 0.75 * math.log(3)
+    assert h_a == pytest.approx(_entropy([0.0, 0.0])) and h_b == pytest.approx(_entropy([math.log(3), 0.0]))
+    out = ebkd_weights([T_([[0.0, 0.0]]), T_([[math.log(3), 0.0]])])
+    assert out.shape == (2, 1)
+    _close(out[:, 0], [1 - h_a / (h_a + h_b), 1 - h_b / (h_a + h_b)], atol=1e-6)
+    _close(out[:, 0], [0.447904, 0.552096], atol=1e-6)
+    # guard: the previous convention, softmax_k(-H_k), gives other weights here
+    soft = np.exp([-h_a, -h_b]) / np.exp([-h_a, -h_b]).sum()
+    assert abs(soft[0] - 0.447904) > 1e-2
+
+
+def test_ebkd_weights_by_hand_three_teachers_sum_to_k_minus_1():
     a, b, u = [5.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0]  # confident, mild, uniform
-
-    def ent(z, T):
-        e = [math.exp(v / T) for v in z]
-        p = [v / sum(e) for v in e]
-        return -sum(q * math.log(q) for q in p)
-
-    for T in (1.0, 2.0):
-        h = [ent(z, T) for z in (a, b, u)]
-        assert h[2] == pytest.approx(math.log(3))
-        den = sum(math.exp(-v) for v in h)
-        w = [math.exp(-v) / den for v in h]
-        out = ebkd_weights([T_([a]), T_([b]), T_([u])], T=T)
-        assert out.shape == (3, 1)
-        _close(out[:, 0], w)
-        assert out[0, 0] > out[1, 0] > out[2, 0]  # lower entropy, more weight; uniform teacher least
-        _close(out.sum(0), [1.0])
+    # H_a = 0.079869, H_b = 0.975328, H_u = ln 3 = 1.098612; sum = 2.153810
+    # w = 1 - H / sum = [0.962917, 0.547162, 0.489921], summing to K - 1 = 2
+    h = [_entropy(z) for z in (a, b, u)]
+    assert h[2] == pytest.approx(math.log(3))
+    out = ebkd_weights([T_([a]), T_([b]), T_([u])])
+    assert out.shape == (3, 1)
+    _close(out[:, 0], [1 - v / sum(h) for v in h], atol=1e-6)
+    _close(out[:, 0], [0.962917, 0.547162, 0.489921], atol=1e-6)
+    _close(out.sum(0), [2.0])
+    assert out[0, 0] > out[1, 0] > out[2, 0]  # lower entropy, more weight; uniform teacher least
 
 
-def test_ebkd_weights_per_sample_softmax_over_teachers():
-    # two samples where the confident teacher swaps: softmax must run over teachers (dim 0), per sample
+def test_ebkd_weights_per_sample_and_at_T_1():
+    # two samples where the confident teacher swaps: the sum over teachers is per sample (dim 0)
     ta, tb = T_([[5.0, 0.0, 0.0], [0.0, 0.0, 0.0]]), T_([[0.0, 0.0, 0.0], [0.0, 4.0, 0.0]])
     out = ebkd_weights([ta, tb])
     h = np.stack([-(np_softmax(z.numpy()) * np.log(np_softmax(z.numpy()))).sum(1) for z in (ta, tb)])
-    ref = np.exp(-h) / np.exp(-h).sum(0, keepdims=True)
-    _close(out, ref)
+    _close(out, 1 - h / h.sum(0, keepdims=True))
     assert out[0, 0] > out[1, 0] and out[1, 1] > out[0, 1]
+    # the entropies are those of softmax(z) (T = 1, as the reference), whatever the distillation temperature
+    _close(ebkd_loss(T_([[0.0, 1.0, 0.0]]), [ta[:1], tb[:1]], onehot([0], 3), T=4.0, alpha=1.0)["loss_kd"],
+           (out[:, 0].numpy() * np.array([float(kl_div(z[:1], T_([[0.0, 1.0, 0.0]]), 4.0)) for z in (ta, tb)])).sum()
+           / 2)
 
 
-def test_ebkd_loss_weighted_kl():
-    # as implemented: entropy weights at T = 1 (ebkd_weights' default), KL at the distillation T
+def test_ebkd_weights_need_two_teachers_and_stay_finite_when_every_teacher_is_certain():
+    with pytest.raises(ValueError, match="at least two teachers"):
+        ebkd_weights([T_([[1.0, 0.0]])])
+    certain = [T_([[200.0, 0.0, 0.0]]), T_([[0.0, 200.0, 0.0]])]  # entropies exactly 0 in float32
+    out = ebkd_weights(certain)
+    assert torch.isfinite(out).all()
+    _close(out[:, 0], [1.0, 1.0])  # equally certain teachers weigh equally
+
+
+def test_ebkd_loss_is_the_reference_weighted_kl_over_n_k():
+    # loss_kd = alpha * sum_{k, n} w_kn KL_T(p_Tk || p_s)_n T^2 / (N K); CE weighted 1 - alpha
     g = torch.Generator().manual_seed(6)
     s = torch.randn(2, 3, generator=g)
-    teachers = [torch.randn(2, 3, generator=g) * 3 for _ in range(2)]
+    teachers = [torch.randn(2, 3, generator=g) * 3 for _ in range(3)]
     t = onehot([1, 2], 3)
     T = 2.0
     h = np.stack([-(np_softmax(z.numpy()) * np.log(np_softmax(z.numpy()))).sum(1) for z in teachers])
-    w = np.exp(-h) / np.exp(-h).sum(0, keepdims=True)
+    w = 1 - h / h.sum(0, keepdims=True)
     kls = np.stack([np_kl(np_softmax(z.numpy(), T), np_softmax(s.numpy(), T)) * T * T for z in teachers])
     out = ebkd_loss(s, teachers, t, T=T, alpha=0.3)
-    _close(out["loss_kd"], 0.3 * (w * kls).sum(0).mean())
+    _close(out["loss_kd"], 0.3 * (w * kls).sum() / (2 * 3))
     _close(out["loss_ce"], 0.7 * np_ce(s.numpy(), t.numpy()).mean())
 
 

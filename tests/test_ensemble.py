@@ -125,11 +125,10 @@ def test_throughput_and_size():
     assert ips > 0
 
 
-def test_ensemble_run_is_cached_and_its_search_space_is_part_of_the_key(tmp_path):
-    from fer_lib.runs import RunStore, write_json_atomic
-    from fer_lib.tasks.ensemble import ensemble_run
+def _fake_teachers(store):
+    """Teacher runs ``a`` and ``b`` in ``store`` holding only what an ensemble reads."""
+    from fer_lib.runs import write_json_atomic
 
-    store = RunStore(tmp_path)
     (a, b, _), y = _probs()
 
     def fake_teacher(name, p):
@@ -139,7 +138,15 @@ def test_ensemble_run_is_cached_and_its_search_space_is_part_of_the_key(tmp_path
             np.savez(out / "outputs.npz", val_logits=logits, val_labels=y, test_logits=logits, test_labels=y)
         return store.run("teacher", {"name": name}, "fixture", compute)
 
-    teachers = {"a": fake_teacher("a", a), "b": fake_teacher("b", b)}
+    return {"a": fake_teacher("a", a), "b": fake_teacher("b", b)}
+
+
+def test_ensemble_run_is_cached_and_its_search_space_is_part_of_the_key(tmp_path):
+    from fer_lib.runs import RunStore
+    from fer_lib.tasks.ensemble import ensemble_run
+
+    store = RunStore(tmp_path)
+    teachers = _fake_teachers(store)
     first = ensemble_run(["a", "b"], teachers, store=store)
     again = ensemble_run(["a", "b"], teachers, store=store)
     assert not first.hit and again.hit and again.key == first.key
@@ -147,3 +154,64 @@ def test_ensemble_run_is_cached_and_its_search_space_is_part_of_the_key(tmp_path
     whole = ensemble_run(["a", "b"], teachers, store=store, min_weight=0.0)
     assert not whole.hit and whole.key != first.key
     assert len(whole.file("search.csv").read_text().splitlines()) == 1 + 11
+
+
+# ----------------------------------------------------------------------------- parameter checks (hardening)
+@pytest.mark.parametrize("weights, shown", [([-1, -1], r"\[-1, -1\]"), ([0, 0], r"\[0, 0\]"),
+                                            ([float("nan"), 1.0], r"\[nan, 1.0\]"), ([1, -0.5], r"\[1, -0.5\]"),
+                                            ([1, 1, 1], r"\[1, 1, 1\]")])
+def test_bad_fixed_weights_are_an_error_before_normalising(tmp_path, weights, shown):
+    from fer_lib.runs import RunStore
+    from fer_lib.tasks.ensemble import ensemble_run, ensemble_runs
+
+    (a, b, _), _ = _probs()
+    with pytest.raises(ValueError, match=r"weights: expected 2 finite, non-negative numbers, not all zero, got " + shown):
+        fuse_probs([a, b], weights)
+    store = RunStore(tmp_path)
+    teachers = _fake_teachers(store)
+    with pytest.raises(ValueError, match=r"^ensembles\.pair\.weights: expected 2 finite, non-negative numbers, not all "
+                                         r"zero, got " + shown):
+        ensemble_runs({"pair": {"members": ["a", "b"], "weights": weights}}, teachers, store=store)
+    with pytest.raises(ValueError, match=r"^weights: expected 2 finite"):
+        ensemble_run(["a", "b"], teachers, weights=weights, store=store)
+    assert not (tmp_path / "ensemble").exists()  # nothing stored
+    with pytest.raises(ValueError, match="weights: expected"):
+        ProbabilityEnsemble([torch.nn.Identity(), torch.nn.Identity()], weights)
+
+
+@pytest.mark.parametrize("step", [0, 0.0, -0.1, 0.3, 1.5, float("nan"), 0.15])
+def test_grid_step_must_divide_one_evenly(tmp_path, step):
+    from fer_lib.runs import RunStore
+    from fer_lib.tasks.ensemble import ensemble_runs
+
+    msg = (r"step: expected a step in \(0, 1\] that divides 1 evenly \(0\.1, 0\.2, 0\.25, 0\.5, \.\.\.\), got "
+           + repr(step).replace(".", r"\.").replace("-", r"\-"))
+    with pytest.raises(ValueError, match="^" + msg):
+        weight_grid(2, step)
+    store = RunStore(tmp_path)
+    with pytest.raises(ValueError, match="^" + msg):
+        ensemble_runs({"pair": {"members": ["a", "b"]}}, _fake_teachers(store), step, store=store)
+
+
+@pytest.mark.parametrize("step, n", [(0.1, 10), (0.2, 5), (0.25, 4), (0.5, 2), (1.0, 1), (1 / 3, 3), (0.05, 20)])
+def test_grid_steps_that_divide_one(step, n):
+    g = weight_grid(2, step, min_weight=0.0)
+    assert g.shape == (n + 1, 2)
+    np.testing.assert_allclose(g.sum(1), 1.0)
+
+
+@pytest.mark.parametrize("min_weight", [-0.1, 1.5, float("nan")])
+def test_min_weight_range(min_weight):
+    with pytest.raises(ValueError, match=r"^min_weight: expected a finite number in \[0, 1\], got " + str(min_weight)):
+        weight_grid(2, 0.1, min_weight)
+
+
+def test_ensemble_members_are_checked_for_every_ensemble_before_any_runs(tmp_path):
+    from fer_lib.runs import RunStore
+    from fer_lib.tasks.ensemble import ensemble_runs
+
+    store = RunStore(tmp_path)
+    with pytest.raises(ValueError, match=r"^ensembles\.second\.members: \['c'\] are not teachers; expected some of a, b"):
+        ensemble_runs({"first": {"members": ["a", "b"]}, "second": {"members": ["a", "c"]}}, _fake_teachers(store),
+                      store=store)
+    assert not (tmp_path / "ensemble").exists()  # "first" was not computed either

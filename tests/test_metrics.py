@@ -166,6 +166,16 @@ def test_ece_hand_worked_and_last_bin_includes_one():
     assert mce(probs, labels, 3) == pytest.approx(0.5, abs=1e-8)
 
 
+def test_confidence_one_shares_the_last_bin_here_but_has_its_own_bin_in_torchmetrics():
+    # 15 bins; conf 1.00 wrong and conf 0.95 correct. Here both are in the last bin [14/15, 1]: acc 1/2, conf 0.975,
+    # ECE = 0.475. torchmetrics 1.9 (bucketize right=True over 16 edges) gives 1.0 a bin of its own:
+    # 1/2 * |1 - 0.95| + 1/2 * |0 - 1| = 0.525.
+    probs, labels = np.array([[1.0, 0.0], [0.95, 0.05]]), np.array([1, 0])
+    ref = multiclass_calibration_error(torch.as_tensor(probs), torch.as_tensor(labels), num_classes=2, n_bins=15,
+                                       norm="l1").item()
+    assert ece(probs, labels) == pytest.approx(0.475, abs=1e-12) and ref == pytest.approx(0.525, abs=1e-6)
+
+
 def test_ece_bins_are_left_closed_at_exact_edges():
     # 4 bins: [0, .25), [.25, .5), [.5, .75), [.75, 1]. Confidences exactly on edges (exact in binary
     # floating point) belong to the bin on their right, as torchmetrics (bucketize right=True).

@@ -62,7 +62,9 @@ class AVModelConfig:
     visual_arch: str = "resnet18"
     audio_kwargs: dict[str, Any] = field(default_factory=dict)  # extra timm kwargs
     visual_kwargs: dict[str, Any] = field(default_factory=dict)
-    audio_pretrained_file: str | None = None  # local weights; never downloaded
+    audio_pretrained: str | None = None  # timm pretrained tag, e.g. tv_in1k (fetched by timm with a network)
+    visual_pretrained: str | None = None
+    audio_pretrained_file: str | None = None  # local weights file (offline machines); takes precedence over a tag
     visual_pretrained_file: str | None = None
     visual_in_chans: int = 1  # 1: gray frames; 3: gray/RGB frames as RGB (ImageNet-pretrained stems)
     audio_pool: int = 1  # average-pool the spectrogram by this factor first (1: the recipe's full 257 x 188)

@@ -53,7 +53,8 @@ class ModelConfig:
     """A FER classifier: timm backbone + optional CBAM-lite + ArcFace or linear head (seed 000 §5, §8.2)."""
 
     arch: str = "resnet18"  # any timm model name
-    pretrained_file: str | None = None  # local weights (.pth/.safetensors); never downloaded
+    pretrained: str | None = None  # timm pretrained tag, e.g. a1_in1k or resnet18.a1_in1k (fetched by timm with a network)
+    pretrained_file: str | None = None  # local weights (.pth/.safetensors) for offline machines; takes precedence
     in_chans: int = 1  # 1: grayscale native; 3: gray replicated (ImageNet-pretrained stems)
     input_norm: str = "dataset"  # dataset (train mean/std) | imagenet
     head: str = "arcface"  # arcface | linear
@@ -188,6 +189,11 @@ class TeacherRunConfig:
 
     def __post_init__(self):
         check_select_metric(self.train, CLASSIFICATION_SELECT)
+
+    @property
+    def display_name(self) -> str:
+        """The seed's role and the architecture that actually ran, e.g. ``EfficientNet-B3 [efficientnet_b0]``."""
+        return f"{self.name} [{self.model.arch}]"
 
     def key_dict(self) -> dict:
         """What identifies the run's results (the display name does not)."""

@@ -12,7 +12,25 @@ from .synthetic_cifar import load_synthetic_cifar
 from .synthetic_fer import load_synthetic_fer
 
 __all__ = ["AVClip", "DataConfig", "DatasetError", "FER_CLASSES", "ImageArrayDataset", "LabeledImages", "SPLITS",
-           "load_dataset", "synthetic_av_clip", "load_cifar100", "load_fer2013", "load_index_csv", "load_synthetic_cifar", "load_synthetic_fer"]
+           "load_cifar100", "load_dataset", "load_fer2013", "load_index_csv", "load_synthetic_cifar",
+           "load_synthetic_fer", "num_classes", "synthetic_av_clip"]
+
+
+def num_classes(cfg: DataConfig | dict) -> int:
+    """How many classes the dataset ``cfg`` names has, without loading its images (only an index CSV's labels are
+    read)."""
+    cfg = from_dict(DataConfig, cfg, "data")
+    if cfg.source in ("synthetic", "fer2013"):
+        return len(FER_CLASSES)
+    if cfg.source == "cifar100":
+        return 100
+    if cfg.source == "synthetic_cifar":
+        from .synthetic_cifar import CLASSES
+
+        return len(CLASSES)
+    from .index_csv import index_classes
+
+    return len(index_classes(paths.resolve(cfg.root)))
 
 
 def load_dataset(cfg: DataConfig | dict) -> LabeledImages:

@@ -3,7 +3,8 @@
 Class distribution per split with shares and the minority share (disgust, fear, sad);
 exact-duplicate groups by content hash within and across splits (and whether their
 labels agree); near-blank images (pixel standard deviation below a threshold); split
-integrity (no source id in two splits, every split non-empty, the expected class set).
+integrity (no source id in two splits, every split non-empty, the expected class set, every
+class present in every split).
 """
 from __future__ import annotations
 
@@ -56,6 +57,13 @@ def near_blank(data: LabeledImages, max_std: float = 2.0) -> np.ndarray:
     return np.flatnonzero(flat.std(1) < max_std)
 
 
+def empty_classes(data: LabeledImages) -> list[tuple[str, str]]:
+    """(split, class) for every class with no image in a (non-empty) split, e.g. an empty
+    ``train/disgust/`` folder: such a class cannot be learnt, or scored, on that split."""
+    return [(s, c) for s in SPLITS if (data.split == s).any()
+            for k, c in enumerate(data.classes) if not (data.labels[data.split == s] == k).any()]
+
+
 def integrity_summary(data: LabeledImages, dups: pd.DataFrame, blank: np.ndarray,
                       expected_classes: tuple[str, ...] | None = None) -> pd.DataFrame:
     """The checks of seed 000 §8.1.2 as a table of (check, value)."""
@@ -66,6 +74,7 @@ def integrity_summary(data: LabeledImages, dups: pd.DataFrame, blank: np.ndarray
         ("classes", len(data.classes)),
         ("class set as expected", expected_classes is None or tuple(data.classes) == tuple(expected_classes)),
         ("empty splits", sum(not (data.split == s).any() for s in SPLITS)),
+        ("classes without images in a split", "; ".join(f"{c} in {s}" for s, c in empty_classes(data)) or "none"),
         ("source ids in more than one split", shared_ids),
         ("duplicate groups (exact pixels)", len(dups)),
         ("images in duplicate groups", int(dups["size"].sum()) if len(dups) else 0),

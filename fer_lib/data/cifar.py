@@ -48,12 +48,44 @@ def load_cifar100(root: str | Path, download: bool = False, cache_dir: Path | No
     return cached("cifar100", key, lambda: _decode(folder), cache_dir)
 
 
+#: The only globals a CIFAR-100 pickle refers to: numpy arrays (rebuilt by ``_reconstruct`` in the
+#: original Python 2 files, ``_frombuffer`` under protocol 5), their dtypes and scalars, and
+#: ``_codecs.encode`` (how Python 3 writes bytes under protocol 2). ``numpy.core`` was renamed
+#: ``numpy._core`` in numpy 2; files carry either spelling.
+SAFE_GLOBALS = {
+    *((f"numpy.{core}.multiarray", name) for core in ("core", "_core") for name in ("_reconstruct", "scalar")),
+    *((f"numpy.{core}.numeric", "_frombuffer") for core in ("core", "_core")),
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+}
+
+
+class _ForbiddenGlobal(pickle.UnpicklingError):
+    pass
+
+
+class _DataOnlyUnpickler(pickle.Unpickler):
+    """Unpickles plain data and numpy arrays only: any other global (os.system, eval, ...) is refused,
+    so a crafted dataset file cannot run code."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in SAFE_GLOBALS:
+            raise _ForbiddenGlobal(f"it refers to the global {module}.{name}, which is not allowed (a CIFAR-100 "
+                                   f"file holds only numpy arrays, lists, bytes and ints); the file is corrupt or "
+                                   f"crafted to run code, so it was not loaded")
+        if module.startswith("numpy.core.") and hasattr(np, "_core"):  # numpy 2 reads numpy 1's spelling
+            module = "numpy._core." + module.removeprefix("numpy.core.")
+        return super().find_class(module, name)
+
+
 def _unpickle(path: Path) -> dict:
     try:
         with open(path, "rb") as f:
-            return pickle.load(f, encoding="bytes")
+            obj = _DataOnlyUnpickler(f, encoding="bytes").load()
     except Exception as e:  # noqa: BLE001 - re-raised with the file named
         raise DatasetError(f"cannot read CIFAR-100 file {path}: {e}") from None
+    if not isinstance(obj, dict):
+        raise DatasetError(f"CIFAR-100 file {path}: expected a pickled dict, got {type(obj).__name__}")
+    return obj
 
 
 def _decode(folder: Path) -> LabeledImages:

@@ -18,6 +18,7 @@ mapped onto the same alphabetical order as the folders.
 """
 from __future__ import annotations
 
+import csv as csv_module
 from pathlib import Path
 
 import numpy as np
@@ -71,7 +72,8 @@ def load_fer2013(root: str | Path, cache_dir: Path | None = None) -> LabeledImag
     if layout == "folders":
         files = _folder_files(path)
         key = files_fingerprint([f for f, _, _ in files], path)
-        return cached("fer2013-folders", key, lambda: _decode_folders(path, files), cache_dir)
+        # "-v2": the notes name missing PublicTest_/PrivateTest_ files and empty class folders
+        return cached("fer2013-folders-v2", key, lambda: _decode_folders(path, files), cache_dir)
     csv = path if layout == "csv" else _torchvision_csv(path)
     files = csv if isinstance(csv, list) else [csv]
     key = files_fingerprint(files, files[0].parent)
@@ -115,15 +117,43 @@ def _decode_folders(root: Path, files) -> LabeledImages:
         except (UnidentifiedImageError, OSError) as e:
             raise DatasetError(f"cannot read image {f}: {e}") from None
     split = np.array([s for _, _, s in files])
-    notes = ["Kaggle folder layout: PublicTest_* is val, PrivateTest_* is test"]
-    if not (split == "val").any():
-        notes = ["Kaggle folder layout without PublicTest_/PrivateTest_ names: all of test/ is test"]
+    notes = [_test_names_note([f.name for f, _, s in files if s != "train"])] + _empty_class_notes(root, files)
     if resized:
         notes.append(f"{resized} images were not {SIZE}x{SIZE} and were resized")
     return LabeledImages(
         name="FER2013", images=imgs, labels=np.array([FER_CLASSES.index(c) for _, c, _ in files]),
         split=split, classes=FER_CLASSES, ids=np.array([str(f.relative_to(root)) for f, _, _ in files]),
         notes=tuple(notes))
+
+
+def _test_names_note(test_files: list[str]) -> str:
+    """What the names in test/ decided: PublicTest_* is val, every other file is test."""
+    public = sum(n.startswith("PublicTest") for n in test_files)
+    private = sum(n.startswith("PrivateTest") for n in test_files)
+    other = len(test_files) - public - private
+    if public and private:
+        note = "Kaggle folder layout: PublicTest_* is val, PrivateTest_* is test"
+        return note + (f"; {other} other test/ files (neither name) are test" if other else "")
+    if private:
+        return (f"Kaggle folder layout: test/ holds {private} PrivateTest_* files but no PublicTest_* files, so there "
+                f"is no val split here; all {len(test_files)} test/ images are test")
+    if public:
+        return (f"Kaggle folder layout: test/ holds {public} PublicTest_* files (val) but no PrivateTest_* files; "
+                f"the {other} other test/ images are test" + ("" if other else ", so the test split is empty"))
+    return "Kaggle folder layout without PublicTest_/PrivateTest_ names: all of test/ is test"
+
+
+def _empty_class_notes(root: Path, files) -> list[str]:
+    """One note per class folder of train/ or test/ that holds no image (or is missing)."""
+    present = {("train" if s == "train" else "test", c) for _, c, s in files}
+    notes = []
+    for top, splits in (("train", "train"), ("test", "val or test")):
+        folders = {d.name.lower() for d in (root / top).iterdir() if d.is_dir()}
+        for c in FER_CLASSES:
+            if (top, c) not in present:
+                state = "is empty" if c in folders else "is missing"
+                notes.append(f"class folder {top}/{c}/ {state}: no {c} images in {splits}")
+    return notes
 
 
 # ----------------------------------------------------------------------------- CSVs
@@ -137,55 +167,89 @@ def _torchvision_csv(base: Path) -> Path | list[Path]:
 
 
 def _decode_csv(csv: Path | list[Path]) -> LabeledImages:
+    """Stream the CSV row by row, parsing each row's pixels straight into one preallocated uint8 array
+    (the file is 301 MB; a table of its pixel strings would take many GB). Errors name the CSV row
+    (header = row 1) and are checked in this order: Usage, emotion, pixels."""
     if isinstance(csv, list):  # torchvision train.csv + test.csv: test.csv carries no labels
-        df = _read_csv(csv[0], ("emotion", "pixels"))
-        df["Usage"] = "Training"
+        src, required = csv[0], ("emotion", "pixels")
         notes = [f"{csv[0].name} + {csv[1].name}: test.csv has no labels, so only train.csv is used"]
-        src = csv[0]
     else:
-        df = _read_csv(csv, ("emotion", "pixels", "Usage"))
+        src, required = csv, ("emotion", "pixels", "Usage")
         notes = [f"{csv.name}: Usage PublicTest is val, PrivateTest is test"]
-        src = csv
-    bad_usage = sorted(set(df["Usage"]) - set(USAGE_SPLIT))
+    images = np.empty((_max_rows(src), SIZE, SIZE), np.uint8)
+    emotions, usages, pixel_error = [], [], None
+    for i, fields in enumerate(_csv_rows(src, required)):
+        emotions.append(fields["emotion"])
+        usages.append(fields.get("Usage", "Training"))
+        if pixel_error is None:
+            pixel_error = _parse_pixels(fields["pixels"], images[i].reshape(-1))
+            if pixel_error:
+                pixel_error = f"{src}: row {i + 2}: {pixel_error}"
+    if not emotions:
+        raise DatasetError(f"{src}: no rows")
+    bad_usage = sorted(set(usages) - set(USAGE_SPLIT))
     if bad_usage:
         raise DatasetError(f"{src}: unknown Usage value(s) {bad_usage}; expected {', '.join(USAGE_SPLIT)}")
-    emo = pd.to_numeric(df["emotion"], errors="coerce")
+    emo = pd.to_numeric(pd.Series(emotions), errors="coerce")
     bad = np.flatnonzero(emo.isna() | ~emo.isin(range(7)))
     if len(bad):
-        raise DatasetError(f"{src}: row {bad[0] + 2}: emotion must be an integer 0..6, got {df['emotion'].iloc[bad[0]]!r}")
-    images = _parse_pixels(df["pixels"], src)
+        raise DatasetError(f"{src}: row {bad[0] + 2}: emotion must be an integer 0..6, got {emotions[bad[0]]!r}")
+    if pixel_error:
+        raise DatasetError(pixel_error)
     labels = np.array([FER_CLASSES.index(CSV_EMOTIONS[e]) for e in emo.astype(int)])
     return LabeledImages(
-        name="FER2013", images=images, labels=labels, split=df["Usage"].map(USAGE_SPLIT).to_numpy(),
-        classes=FER_CLASSES, ids=np.array([f"{src.name}:{i + 2}" for i in range(len(df))]), notes=tuple(notes))
+        name="FER2013", images=images[:len(emotions)], labels=labels,
+        split=np.array([USAGE_SPLIT[u] for u in usages]), classes=FER_CLASSES,
+        ids=np.array([f"{src.name}:{i + 2}" for i in range(len(emotions))]), notes=tuple(notes))
 
 
-def _read_csv(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
+def _max_rows(path: Path) -> int:
+    """An upper bound on the CSV's rows: its line breaks + 1 (a quick byte count, no parsing)."""
+    n_lf = n_cr = 0
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            n_lf, n_cr = n_lf + chunk.count(b"\n"), n_cr + chunk.count(b"\r")
+    return max(n_lf, n_cr) + 1
+
+
+def _csv_rows(path: Path, required: tuple[str, ...]):
+    """Yield {column: value} of the ``required`` columns for every non-blank data row, one at a time.
+
+    Like pandas with ``skipinitialspace=True``: column names are stripped and blank lines skipped.
+    """
     try:
-        df = pd.read_csv(path, dtype=str, skipinitialspace=True, keep_default_na=False)
-    except Exception as e:  # noqa: BLE001 - re-raised with the file named
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv_module.reader(f, skipinitialspace=True)
+            header = [c.strip() for c in next(reader, [])]
+            missing = [c for c in required if c not in header]
+            if missing:
+                raise DatasetError(f"{path}: missing column(s) {missing}; found {header}")
+            cols = {c: header.index(c) for c in required}
+            n = 0
+            for row in reader:
+                if not row or row == [""]:
+                    continue
+                if len(row) != len(header):
+                    raise DatasetError(f"{path}: row {n + 2}: expected {len(header)} fields like the header, "
+                                       f"got {len(row)}")
+                n += 1
+                yield {c: row[j] for c, j in cols.items()}
+    except (csv_module.Error, UnicodeDecodeError, OSError) as e:
         raise DatasetError(f"cannot read CSV {path}: {e}") from None
-    df.columns = [c.strip() for c in df.columns]
-    missing = [c for c in required if c not in df.columns]
-    if missing:
-        raise DatasetError(f"{path}: missing column(s) {missing}; found {list(df.columns)}")
-    if df.empty:
-        raise DatasetError(f"{path}: no rows")
-    return df
 
 
-def _parse_pixels(col: pd.Series, src: Path) -> np.ndarray:
-    """Space-separated 0..255 integers, 48*48 per row; errors name the CSV row (header = row 1)."""
-    tokens = col.str.split()
-    counts = tokens.str.len().to_numpy()
-    bad = np.flatnonzero(counts != SIZE * SIZE)
-    if len(bad):
-        raise DatasetError(f"{src}: row {bad[0] + 2}: expected {SIZE * SIZE} pixel values, got {counts[bad[0]]}")
-    numeric = col.str.fullmatch(r"\s*\d+(\s+\d+)*\s*").to_numpy()
-    if not numeric.all():
-        raise DatasetError(f"{src}: row {np.flatnonzero(~numeric)[0] + 2}: pixels must be integers 0..255")
-    flat = np.array(" ".join(col.tolist()).split(), dtype=np.int64).reshape(-1, SIZE * SIZE)
-    out_of_range = np.flatnonzero((flat > 255).any(1))
-    if len(out_of_range):
-        raise DatasetError(f"{src}: row {out_of_range[0] + 2}: pixel values must lie in 0..255")
-    return flat.astype(np.uint8).reshape(-1, SIZE, SIZE)
+def _parse_pixels(text: str, out: np.ndarray) -> str | None:
+    """Parse space-separated 0..255 integers into ``out`` (48*48 uint8); the problem, if any, as text."""
+    tokens = text.split()
+    if len(tokens) != SIZE * SIZE:
+        return f"expected {SIZE * SIZE} pixel values, got {len(tokens)}"
+    if not "".join(tokens).isdecimal():  # digits only: no sign, point, letter
+        return "pixels must be integers 0..255"
+    try:
+        values = np.array(tokens, dtype=np.int64)
+    except OverflowError:  # more digits than an int64 holds
+        values = None
+    if values is None or values.max() > 255:
+        return "pixel values must lie in 0..255"
+    out[:] = values
+    return None

@@ -44,6 +44,16 @@ def load_index_csv(csv: str | Path, size: int = 112, color: str = "gray", cache_
     return cached(f"index-{csv.stem}", key, lambda: _decode(csv, df, files, size, color), cache_dir)
 
 
+def index_classes(csv: str | Path) -> tuple[str, ...]:
+    """The class names of an index CSV, from its ``label`` column only (no image is read)."""
+    csv = Path(csv).resolve()
+    try:
+        df = pd.read_csv(csv, dtype=str, keep_default_na=False, usecols=["label"])
+    except Exception as e:  # noqa: BLE001 - re-raised with the file named
+        raise DatasetError(f"cannot read index CSV {csv}: {e}") from None
+    return _labels(csv, df["label"])[1]
+
+
 def _labels(csv: Path, col: pd.Series) -> tuple[np.ndarray, tuple[str, ...], str | None]:
     """(label indices, class names, note): integer labels index FER_CLASSES; names may define new classes."""
     is_int = col.str.fullmatch(r"\d+")

@@ -1,7 +1,8 @@
 """Atomic checkpoint I/O: write to a temporary file in the same folder, then rename.
 
 Training state (``last.pt``) is read back with ``torch.load(weights_only=True)``; model
-weights are stored as safetensors.
+weights are stored as safetensors. A state file that cannot be read (a disk error, a copy cut
+short) raises ``CheckpointError`` naming the file and how to start over.
 """
 from __future__ import annotations
 
@@ -30,8 +31,22 @@ def save_state(state: dict, path: Path) -> None:
     _atomic(path, lambda tmp: torch.save(state, tmp))
 
 
+class CheckpointError(RuntimeError):
+    """A training checkpoint exists but cannot be read."""
+
+
 def load_state(path: Path, map_location="cpu") -> dict:
-    return torch.load(path, map_location=map_location, weights_only=True)
+    """The training state saved at ``path``; ``CheckpointError`` when the file is corrupt or truncated."""
+    path = Path(path)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # noqa: BLE001 - re-raised with the file named and the way out
+        reason = str(e).strip().split(". ")[0][:200]  # torch's first sentence; the rest advises on intact files
+        raise CheckpointError(
+            f"cannot read the training checkpoint {path}: the file is corrupt, truncated or not a checkpoint "
+            f"fer_lib wrote. Delete it to restart this run from scratch (rm {path}), or delete the run's whole "
+            f"resume folder {path.parent}. "
+            f"(torch.load: {type(e).__name__}: {reason})") from e
 
 
 def save_weights(module: torch.nn.Module, path: Path) -> None:

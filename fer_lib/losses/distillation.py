@@ -11,7 +11,12 @@ Single teacher
     DKD (Zhao et al. 2022; seed 003 eq. 2-4):  L = alpha * TCKD + beta * NCKD, with
         TCKD = KL([p_t^y, 1 - p_t^y] || [p_s^y, 1 - p_s^y]) T^2   (binary target / non-target split)
         NCKD = KL(p_t^{\\y} || p_s^{\\y}) T^2                      (distribution over the non-target classes)
-      scaled by min(epoch / warmup, 1); the target class y is argmax t (the dominant class of a mixed image).
+      scaled by min(epoch / warmup, 1) (CE is not); the target class y is argmax t (the dominant class of a mixed
+      image). ``epoch`` is the fractional progress the engine passes, 0-based (epoch e, step i of S: e + i / S), so
+      the ramp is linear per step, starts at 0 and reaches 1 after ``warmup`` epochs. The DKD reference code
+      (megvii-research/mdistiller, ``DKD.forward_train``) multiplies by min(epoch / warmup, 1) with the integer
+      1-based epoch: k / warmup throughout epoch k, full from epoch ``warmup`` on. Ours reaches the reference's value
+      at the end of each epoch rather than at its start: it lags by at most one epoch (half an epoch on average).
 
 Multiple teachers (seed 002 §2.2)
     CA-WKD, eq. 1-4:  L^k_CE = -sum_c t_c log softmax(z_Tk)_c per sample,
@@ -24,7 +29,13 @@ Multiple teachers (seed 002 §2.2)
     adaptive alpha, §2.2.3:  alpha = batch mean of max_k p_Tk(y | x);  L = alpha KL_T(p_T* || p_s) T^2
         + (1 - alpha) CE, T* the most confident teacher per sample; ``with_ce=False`` drops CE (L = KL only).
     AVER (reference):  KD against the mean of the teachers' softened distributions.
-    EBKD (reference; Kwon et al. 2020):  per-sample weights softmax_k(-H(p_Tk)), lower entropy, more weight.
+    EBKD (reference; Kwon et al. 2020), as the public baseline section 04 compares with -- the CA-MKD reference
+      code (github.com/Rorozhl/CA-MKD, ``helper/loops.py``, ``ensemble_method == 'EBKD'``): per sample,
+        H_k = -sum_c p_Tk,c log p_Tk,c  with p_Tk = softmax(z_Tk) (T = 1: the reference does not soften it),
+        w_k = 1 - H_k / sum_j H_j  (lower entropy, more weight; the weights sum to K - 1 and are not normalised),
+        L_KL = sum_{n,k} w_kn KL_T(p_Tk || p_s)_n T^2 / (N K)  (the reference's division by batch size and K),
+        L = alpha L_KL + (1 - alpha) CE  (the reference weights CE and KL by separate gamma and alpha).
+      With K = 1 the weight is 0, so EBKD needs at least two teachers.
 """
 from __future__ import annotations
 
@@ -137,11 +148,16 @@ def aver_loss(s, teachers, t, T: float = 4.0, alpha: float = 0.5, ce=None) -> di
 
 
 def ebkd_weights(teachers, T: float = 1.0) -> torch.Tensor:
-    """(K, N): softmax over teachers of minus the entropy of each teacher's prediction."""
+    """(K, N): w_k = 1 - H_k / sum_j H_j per sample, H_k the entropy of softmax(z_Tk / T) (CA-MKD's EBKD uses
+    T = 1). They sum to K - 1. When every teacher is certain (all H_k = 0) each gets weight 1."""
+    if len(teachers) < 2:
+        raise ValueError(f"EBKD needs at least two teachers, got {len(teachers)}")
     ent = torch.stack([-(F.softmax(z.float() / T, 1) * F.log_softmax(z.float() / T, 1)).sum(1) for z in teachers])
-    return F.softmax(-ent, dim=0)
+    return 1.0 - ent / ent.sum(0).clamp_min(1e-12)
 
 
 def ebkd_loss(s, teachers, t, T: float = 4.0, alpha: float = 0.5, ce=None) -> dict:
+    """alpha * sum_k w_k KL_T(p_Tk || p_s) T^2 / K (batch mean) + (1 - alpha) CE, as the CA-MKD reference."""
     ce = soft_cross_entropy(s, t) if ce is None else ce
-    return {"loss_kd": alpha * weighted_kl(s, teachers, ebkd_weights(teachers), T), "loss_ce": (1 - alpha) * ce}
+    kl = weighted_kl(s, teachers, ebkd_weights(teachers), T) / len(teachers)
+    return {"loss_kd": alpha * kl, "loss_ce": (1 - alpha) * ce}

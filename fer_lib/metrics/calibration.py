@@ -2,7 +2,12 @@
 
 - ECE (Guo et al. 2017), 15 equal-width bins over the top-label confidence:
   ECE = sum_b |B_b|/N * |acc(B_b) - conf(B_b)|;  MCE = max_b |acc(B_b) - conf(B_b)| over non-empty bins.
-  Bin b holds confidences in [b/n, (b+1)/n), the last bin includes 1.0 (as torchmetrics).
+  Bin b holds confidences in [b/n, (b+1)/n) (left-closed, as torchmetrics), and the last bin is closed,
+  [(n-1)/n, 1]: a confidence of exactly 1.0 joins it. torchmetrics 1.9 (``bucketize(right=True)`` over n + 1
+  edges) instead puts 1.0 in an extra bin of its own, so the two can differ when confidences of exactly 1.0
+  share the last bin with others (ECE when the two groups' accuracy - confidence gaps have opposite signs,
+  MCE more often; tests/test_metrics.py has a case, 0.475 here against 0.525 in torchmetrics).
+  Elsewhere they agree.
 - adaptive ECE: the same with equal-mass bins (Mukhoti et al. 2020).
 - classwise ECE (Kull et al. 2019): for every class k, equal-width bins over p_k with
   |mean(1[y=k]) - mean(p_k)| per bin, weighted by bin size; averaged over classes.

@@ -12,30 +12,21 @@ spectrogram first (a CPU budget option; 1 keeps the recipe's 257 x 188 input).
 """
 from __future__ import annotations
 
-import timm
 import torch
 import torch.nn as nn
 
-from ..config import AVModelConfig, ConfigError
-from .classifier import pretrained_kwargs
-
-
-def _encoder(arch: str, in_chans: int, kwargs: dict, pretrained_file: str | None, drop_rate: float) -> nn.Module:
-    try:
-        return timm.create_model(arch, num_classes=0, in_chans=in_chans, drop_rate=drop_rate,
-                                 **pretrained_kwargs(pretrained_file), **kwargs)
-    except RuntimeError as e:
-        if "Unknown model" in str(e):
-            raise ConfigError(f"model: unknown timm model {arch!r}") from None
-        raise
+from ..config import AVModelConfig
+from .weights import create_timm
 
 
 class AVClassifier(nn.Module):
     def __init__(self, cfg: AVModelConfig, num_classes: int, unimodal_heads: bool = False):
         super().__init__()
-        self.audio = _encoder(cfg.audio_arch, 1, cfg.audio_kwargs, cfg.audio_pretrained_file, cfg.drop_rate)
-        self.visual = _encoder(cfg.visual_arch, cfg.visual_in_chans, cfg.visual_kwargs, cfg.visual_pretrained_file,
-                               cfg.drop_rate)
+        self.audio = create_timm(cfg.audio_arch, cfg.audio_pretrained, cfg.audio_pretrained_file, "model.audio",
+                                 num_classes=0, in_chans=1, drop_rate=cfg.drop_rate, **cfg.audio_kwargs)
+        self.visual = create_timm(cfg.visual_arch, cfg.visual_pretrained, cfg.visual_pretrained_file, "model.visual",
+                                  num_classes=0, in_chans=cfg.visual_in_chans, drop_rate=cfg.drop_rate,
+                                  **cfg.visual_kwargs)
         self.dims = (self.audio.num_features, self.visual.num_features)
         self.fusion = nn.Linear(sum(self.dims), num_classes)
         self.heads = nn.ModuleDict({"audio": nn.Linear(self.dims[0], num_classes),

@@ -1,13 +1,13 @@
 """``FERClassifier``: timm backbone -> (CBAM-lite) -> embedding -> ArcFace or linear head."""
 from __future__ import annotations
 
-import timm
 import torch
 import torch.nn as nn
 from timm.layers.cbam import LightCbamModule
 
 from ..config import ConfigError, ModelConfig
 from .arcface import ArcFaceHead, LinearHead
+from .weights import create_timm, pretrained_kwargs  # noqa: F401 - pretrained_kwargs re-exported
 
 
 class FERClassifier(nn.Module):
@@ -32,31 +32,18 @@ class FERClassifier(nn.Module):
     def backbone_parameters(self):
         return self.backbone.parameters()
 
-
-def pretrained_kwargs(pretrained_file: str | None, field: str = "model.pretrained_file") -> dict:
-    """timm keyword arguments that load weights from a local file (timm adapts the stem to ``in_chans`` and drops
-    the classifier); none without a file. Weights are never downloaded here."""
-    if not pretrained_file:
-        return {}
-    from .. import paths
-
-    f = paths.resolve(pretrained_file)
-    if not f.is_file():
-        raise ConfigError(f"{field}: no such file {f} (weights are only read from local files)")
-    return dict(pretrained=True, pretrained_cfg_overlay=dict(file=str(f), source=""))
+    def no_weight_decay(self) -> set[str]:
+        """The backbone's own no-decay set (ViT position embedding, class token), under this wrapper's prefix, so
+        ``timm.optim.create_optimizer_v2`` keeps weight decay off them as timm and the ViT recipes do."""
+        nwd = getattr(self.backbone, "no_weight_decay", None)
+        return {f"backbone.{n}" for n in nwd()} if nwd else set()
 
 
 def create_backbone(cfg: ModelConfig) -> nn.Module:
     kwargs = dict(num_classes=0, in_chans=cfg.in_chans, drop_rate=cfg.drop_rate, **cfg.model_kwargs)
     if cfg.drop_path_rate:
         kwargs["drop_path_rate"] = cfg.drop_path_rate
-    kwargs.update(pretrained_kwargs(cfg.pretrained_file))
-    try:
-        return timm.create_model(cfg.arch, **kwargs)
-    except RuntimeError as e:
-        if "Unknown model" in str(e):
-            raise ConfigError(f"model.arch: unknown timm model {cfg.arch!r}") from None
-        raise
+    return create_timm(cfg.arch, cfg.pretrained, cfg.pretrained_file, "model", **kwargs)
 
 
 def create_fer_classifier(cfg: ModelConfig, num_classes: int) -> FERClassifier:

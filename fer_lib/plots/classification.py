@@ -28,3 +28,32 @@ def per_class_f1_bars(table: pd.DataFrame, title: str = "Per-class F1"):
     ax.set(xlabel="class", ylabel="F1", ylim=(0, 1), title=title)
     ax.legend(fontsize=7, ncols=2)
     return fig
+
+
+def pareto_front(cost: pd.Series, value: pd.Series) -> list:
+    """Index labels of the points no other point beats on both axes (lower cost, higher value), by cost."""
+    order = cost.sort_values().index
+    front, best = [], -np.inf
+    for k in order:
+        if value[k] > best:
+            front.append(k)
+            best = value[k]
+    return front
+
+
+def accuracy_vs_latency(table: pd.DataFrame, metric: str = "accuracy", title: str | None = None,
+                        metric_label: str | None = None):
+    """One point per model (``table`` rows: ``latency_ms`` and ``metric``), latency on a log axis, the Pareto front
+    (models no other model beats on both speed and ``metric``) joined and labelled."""
+    fig, ax = plt.subplots(figsize=(6.8, 4.2))
+    lat, val = table["latency_ms"].astype(float), table[metric].astype(float)
+    front = pareto_front(lat, val)
+    ax.scatter(lat, val, s=36, color="tab:blue", zorder=3, label="model")
+    ax.plot(lat[front], val[front], color="tab:red", lw=1.5, marker="o", ms=8, mfc="none", zorder=2,
+            label="Pareto front")
+    for name in table.index:
+        ax.annotate(str(name), (lat[name], val[name]), xytext=(4, 4), textcoords="offset points", fontsize=7)
+    ax.set_xscale("log")
+    ax.set(xlabel="latency at batch 1 (ms, log scale)", ylabel=metric_label or metric.replace("_", " "), title=title)
+    ax.legend(fontsize=8, loc="lower right")
+    return fig

@@ -14,6 +14,18 @@ from ..runs import Run
 Runs = dict[str, dict[int, Run]]
 
 
+def encoder_init(model_cfg) -> str:
+    """How the two encoders start, in words: the weights named in the parameters, or random."""
+    from ..models.weights import weight_source
+
+    parts = []
+    for m in ("audio", "visual"):
+        src = weight_source(getattr(model_cfg, f"{m}_arch"), getattr(model_cfg, f"{m}_pretrained"),
+                            getattr(model_cfg, f"{m}_pretrained_file"))
+        parts.append(f"{m}: " + ("random initialisation" if src.kind == "random" else f"ImageNet weights {src.name}"))
+    return "; ".join(parts)
+
+
 def _agg(values: list[float]) -> tuple[float, float]:
     v = np.asarray(values, float)
     return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else float("nan")

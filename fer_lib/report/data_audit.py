@@ -35,12 +35,19 @@ def shares_beside_seed(dist: pd.DataFrame, profile: str) -> pd.DataFrame:
 
 
 def samples_per_class(data: LabeledImages, per_class: int = 8, seed: int = 0, split: str = "train"):
-    """(images, row labels): ``per_class`` random images of each class, class by class."""
+    """(images, row labels): ``per_class`` random images per class, class by class; a class with fewer images is
+    padded with blank tiles and a class without images in ``split`` is left out (the audit flags it)."""
     rng = np.random.default_rng(seed)
     part = data.subset(split)
-    imgs = [part.images[rng.choice(np.flatnonzero(part.labels == k), per_class, replace=False)]
-            for k in range(len(data.classes))]
-    return np.concatenate(imgs), list(data.classes)
+    imgs, rows = [], []
+    for k, name in enumerate(data.classes):  # a class with fewer images shows what it has (blank tiles after)
+        idx = np.flatnonzero(part.labels == k)
+        if len(idx):
+            pick = part.images[rng.choice(idx, min(per_class, len(idx)), replace=False)]
+            pad = np.zeros((per_class - len(pick),) + pick.shape[1:], pick.dtype)
+            imgs.append(np.concatenate([pick, pad]))
+            rows.append(name)
+    return np.concatenate(imgs), rows
 
 
 def cross_split_examples(data: LabeledImages, dups: pd.DataFrame, n: int = 6):

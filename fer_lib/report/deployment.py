@@ -14,11 +14,31 @@ def load_teacher(cfg, run, num_classes: int, device) -> torch.nn.Module:
     return load_weights(create_model(cfg.model, num_classes), run.file("weights.safetensors")).to(device).eval()
 
 
+def segmenter_models(params: dict) -> dict[str, tuple[torch.nn.Module, tuple[int, ...]]]:
+    """Section 06's face parsers (with and without LMSA) at their input size, keyed ``"06: <model>"``."""
+    from ..config import SegModelConfig, TrainConfig, deep_merge, from_dict
+    from ..data.synthetic import PART_CLASSES
+
+    out = {}
+    size = from_dict(TrainConfig, params["train"], "train").img_size
+    for lmsa in (True, False):
+        cfg = from_dict(SegModelConfig, deep_merge(params["model"], {"lmsa": lmsa}), "model")
+        name = "06: MicroSegFormer" + (" + LMSA" if lmsa else " (LMSA off)")
+        out[name] = (create_model(cfg, len(PART_CLASSES)).eval(), (cfg.in_chans, size, size))
+    return out
+
+
+def place(models: dict[str, tuple[torch.nn.Module, tuple[int, ...]]], device) -> dict:
+    """Every model moved to ``device`` in eval mode (a model built elsewhere would otherwise meet inputs on another
+    device: the 04/05 models are built on the CPU)."""
+    return {name: (model.to(device).eval(), shape) for name, (model, shape) in models.items()}
+
+
 def benchmark(models: dict[str, tuple[torch.nn.Module, tuple[int, ...]]], device, warmup: int = 50, runs: int = 200,
               batch: int = 64, batch_runs: int = 10, amp: bool = True) -> pd.DataFrame:
-    """``models``: name -> (model, input shape without batch). One row per model."""
+    """``models``: name -> (model, input shape without batch), measured on ``device``. One row per model."""
     rows = {}
-    for name, (model, shape) in models.items():
+    for name, (model, shape) in place(models, device).items():
         x1 = torch.randn(1, *shape, device=device)
         xb = torch.randn(batch, *shape, device=device)
         lat = measure_latency(model, x1, warmup, runs, amp)
@@ -36,13 +56,13 @@ def section_models(params: dict, section: str) -> dict[str, tuple[torch.nn.Modul
     """Untrained instances of the teachers and the student a distillation section's ``params`` define (size and
     speed do not depend on the weights), keyed ``"<section>: <label>"``."""
     from ..config import ModelConfig, TrainConfig, from_dict
-    from ..data import load_dataset
+    from ..data import num_classes
     from ..tasks import teacher_configs
 
-    n = len(load_dataset(params["data"]).classes)
+    n = num_classes(params["data"])
     out = {}
     for cfg in teacher_configs(params["data"], params["teacher_train"], params["teachers"]).values():
-        out[f"{section}: {cfg.name}"] = (create_model(cfg.model, n).eval(),
+        out[f"{section}: {cfg.display_name}"] = (create_model(cfg.model, n).eval(),
                                          (cfg.model.in_chans, cfg.train.img_size, cfg.train.img_size))
     m = from_dict(ModelConfig, params["student"], "student")
     size = from_dict(TrainConfig, params["train"], "train").img_size

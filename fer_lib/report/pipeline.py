@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,22 +77,73 @@ def stamp(spec: SectionSpec, profile: str, upstream: dict[str, str], code: str) 
     return h.hexdigest()
 
 
-def execute(spec: SectionSpec, profile: str, out: Path) -> None:
-    """Run one notebook with papermill into ``out`` (atomically: temp file, then rename)."""
+class SectionFailed(SystemExit):
+    """A section's notebook raised. The message names the section, the cell and the kept notebook;
+    as a SystemExit, ``fer-report`` prints it and exits with status 1 (no traceback of papermill)."""
+
+
+def execute(spec: SectionSpec, profile: str, out: Path, failed_dir: Path | None = None) -> None:
+    """Run one notebook with papermill into ``out`` (atomically: temp file, then rename).
+
+    When a cell raises (or the kernel dies), the partially executed notebook (with the error in its
+    cell) is kept as ``failed_dir/<section>.ipynb`` (default ``<book>/_build/failed/``, outside the
+    book's sources) and ``SectionFailed`` is raised; a later successful run removes that copy.
+    """
     import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
 
     src = paths.project_root() / "notebooks" / f"{spec.name}.ipynb"
     pf = params_file(spec.name, profile)
     params = yaml.safe_load(pf.read_text()) if pf.exists() else {}
     params["profile"] = profile
     tmp = out.with_name(f".{out.name}.tmp.ipynb")
+    failed = (failed_dir or out.parent.parent / "_build" / "failed") / out.name
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
         pm.execute_notebook(str(src), str(tmp), parameters=params, cwd=str(paths.project_root()),
                             progress_bar=False, log_output=False)
         os.replace(tmp, out)
+        failed.unlink(missing_ok=True)
+    except Exception as e:
+        if not tmp.exists():  # papermill failed before executing anything: nothing to keep
+            raise
+        _write_atomic(failed, tmp.read_bytes())
+        where = (f"at cell {e.cell_index} (In [{e.exec_count}]): {e.ename}: {e.evalue}"
+                 if isinstance(e, PapermillExecutionError) else f"{type(e).__name__}: {e}")
+        raise SectionFailed(f"[fer-report] section {spec.name} failed {where}\n"
+                            f"[fer-report] the partially executed notebook is kept at {failed}") from e
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _write_atomic(path: Path, data: bytes | str) -> None:
+    """Write ``path`` through a temporary file in its folder and a rename: it is never seen half-written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        if isinstance(data, str):
+            tmp.write_text(data)
+        else:
+            tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _read_stamps(path: Path) -> dict[str, str]:
+    """The recorded section stamps. An unreadable file (e.g. cut short by an older, non-atomic write)
+    is reported and treated as empty: the sections run again and the file is rebuilt."""
+    if not path.exists():
+        return {}
+    try:
+        recorded = json.loads(path.read_text())
+        if not isinstance(recorded, dict):
+            raise ValueError(f"expected a JSON object, got {type(recorded).__name__}")
+        return recorded
+    except ValueError as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        warnings.warn(f"{path} is unreadable ({e}); ignoring it: the sections run again and it is rebuilt",
+                      stacklevel=2)
+        return {}
 
 
 def run_sections(profile: str, book: Path, only: list[str] | None = None, force: bool = False,
@@ -103,7 +155,7 @@ def run_sections(profile: str, book: Path, only: list[str] | None = None, force:
             raise SystemExit(f"--sections: unknown section {n!r}; expected some of {', '.join(names)}")
     os.environ.setdefault("FER_REPORT_DIR", str(book / "_artifacts"))
     stamps_file = book / "sections" / ".stamps.json"
-    recorded = json.loads(stamps_file.read_text()) if stamps_file.exists() else {}
+    recorded = _read_stamps(stamps_file)
     code, current, status = fer_lib_digest(), {}, {}
     for spec in SECTIONS:
         current[spec.name] = stamp(spec, profile, current, code)
@@ -118,7 +170,7 @@ def run_sections(profile: str, book: Path, only: list[str] | None = None, force:
         log(f"[fer-report] {spec.name}: running ({profile}) ...")
         execute(spec, profile, out)
         recorded[spec.name] = current[spec.name]
-        stamps_file.write_text(json.dumps(recorded, indent=1))
+        _write_atomic(stamps_file, json.dumps(recorded, indent=1))
         status[spec.name] = "ran"
         log(f"[fer-report] {spec.name}: done in {time.perf_counter() - t0:.0f} s")
     return status

@@ -18,7 +18,7 @@ def teachers(params: dict, sec: Section) -> tuple[LabeledImages, dict, dict[str,
     ds = load_dataset(params["data"])
     configs = teacher_configs(params["data"], params["train"], params["teachers"])
     runs = {name: sec.use(train_teacher(cfg, data=ds)) for name, cfg in configs.items()}
-    return ds, configs, runs, {name: cfg.name for name, cfg in configs.items()}
+    return ds, configs, runs, {name: cfg.display_name for name, cfg in configs.items()}
 
 
 def ensembles(params: dict, teacher_runs: dict[str, Run], sec: Section) -> dict[str, Run]:

@@ -66,12 +66,12 @@ def headline(table: pd.DataFrame, vits, labels, configs: dict | None = None, ini
         if (v, llrd) in table.index:
             out.update(change(f"{v}_llrd", (v, llrd), (v, revisit)))
     if configs is not None:
-        pretrained = [bool(c.model.pretrained_file) for c in configs.values()]
+        pretrained = [bool(c.model.pretrained_file or c.model.pretrained) for c in configs.values()]
         if all(pretrained):
-            out["vit_init"] = "local pretrained weights (the setting LLRD is made for)"
+            out["vit_init"] = "ImageNet-pretrained weights (the setting LLRD is made for)"
         elif not any(pretrained):
-            out["vit_init"] = ("random weights (no pretrained file in this profile), where LLRD can only slow the "
-                               "lower layers down")
+            out["vit_init"] = ("random weights (no pretrained weights in this profile), where LLRD can only slow "
+                               "the lower layers down")
         else:
             out["vit_init"] = "pretrained weights for some arms only"
     return out

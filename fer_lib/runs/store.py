@@ -11,7 +11,10 @@ the compute function wrote (metrics, history, logits, weights).
   never read; ``scratch`` (``<root>/<kind>/.partial/<key>/``) survives interruptions and
   holds the training checkpoint the next attempt resumes from;
 - concurrent processes asking for the same run wait on a file lock instead of computing
-  it twice; under DDP every rank computes, rank 0 writes.
+  it twice; under DDP every rank computes, rank 0 writes;
+- a writer holds that lock (``<root>/<kind>/.locks/<key>.lock``) for as long as its temporary
+  folder exists, so a ``.tmp-<key>-*`` folder whose lock is free was left by a killed writer:
+  ``run`` removes its key's on taking the lock, ``clean()`` those of every key.
 """
 from __future__ import annotations
 
@@ -100,6 +103,8 @@ class RunStore:
         with self._lock(kind, key, enabled=is_main):
             if final.is_dir():  # another process finished it while we waited
                 return Run(final, hit=True)
+            if is_main:
+                self._remove_tmp(kind, key)  # we hold the key's lock: no live writer owns them
             scratch = self.root / kind / ".partial" / key
             tmp = self.root / kind / f".tmp-{key}-{uuid.uuid4().hex[:8]}"
             if is_main:
@@ -128,18 +133,44 @@ class RunStore:
         return Run(final)
 
     @contextmanager
-    def _lock(self, kind: str, key: str, enabled: bool = True):
+    def _lock(self, kind: str, key: str, enabled: bool = True, wait: bool = True):
+        """Hold the key's lock; yields True, or False (holding nothing) when ``wait`` is False and
+        another process holds it."""
         if not enabled:
-            yield
+            yield True
             return
         lock_dir = self.root / kind / ".locks"
         lock_dir.mkdir(parents=True, exist_ok=True)
         with open(lock_dir / f"{key}.lock", "w") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
             try:
-                yield
+                fcntl.flock(fh, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _remove_tmp(self, kind: str, key: str) -> list[Path]:
+        """Remove the key's temporary folders; the caller holds the key's lock, so none is being written."""
+        stale = sorted((self.root / kind).glob(f".tmp-{key}-*"))
+        for d in stale:
+            shutil.rmtree(d, ignore_errors=True)
+        return stale
+
+    def clean(self, kind: str | None = None) -> list[Path]:
+        """Remove the temporary folders that killed writers left (of ``kind``, or of every kind); a folder
+        whose key is locked -- a run being computed now -- is kept. Returns the folders removed."""
+        kinds = [self.root / kind] if kind else sorted(d for d in self.root.glob("*") if d.is_dir())
+        removed = []
+        for d in kinds:
+            keys = sorted({t.name[len(".tmp-"):].rsplit("-", 1)[0] for t in d.glob(".tmp-*-*") if t.is_dir()})
+            for key in keys:
+                with self._lock(d.name, key, wait=False) as locked:
+                    if locked:
+                        removed += self._remove_tmp(d.name, key)
+        return removed
 
     def runs(self, kind: str) -> list[Run]:
         d = self.root / kind

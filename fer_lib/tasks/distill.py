@@ -23,8 +23,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .. import paths
 from ..config import (ConfigError, DataConfig, DistillConfig, ModelConfig, StudentRunConfig, TeacherRunConfig,
-                      TrainConfig, config_hash, deep_merge, from_dict, to_dict)
+                      TrainConfig, build, config_hash, deep_merge, from_dict, to_dict)
 from ..data import LabeledImages, load_dataset
 from ..data.transforms import normalize_stats
 from ..engine import DistEnv, fit, load_weights, seed_everything
@@ -32,7 +33,7 @@ from ..losses import ClassificationLoss
 from ..losses import distillation as D
 from ..models import create_model
 from ..runs import Run, RunStore
-from .teacher import batch_transforms, datasets, evaluate_logits, save_classifier_run, train_teacher
+from .teacher import batch_transforms, check_arch, datasets, evaluate_logits, save_classifier_run, train_teacher
 
 KIND = "student"
 MULTI = ("ca_wkd", "alpha_guided", "adaptive_alpha", "aver", "ebkd")
@@ -210,7 +211,7 @@ def train_student(cfg: StudentRunConfig, store: RunStore | None = None, data: La
         steps = int(np.ceil(len(y_train) / e.world_size)) // per_rank
         caches = None
         if cfg.distill.cache_teacher_outputs and cfg.distill.method != "none":
-            views = store.root / "teacher_outputs" / view_key(cfg, data, e.rank, e.world_size)
+            views = paths.teacher_outputs_dir(store.root) / view_key(cfg, data, e.rank, e.world_size)
             caches = [TeacherOutputCache(views / tr.key) for tr in teacher_runs]
         ce = ClassificationLoss("ce", cfg.train.label_smoothing)
         task = Distiller(student, teachers, adapters, cfg.distill, ce, caches, steps)
@@ -231,7 +232,11 @@ def train_student(cfg: StudentRunConfig, store: RunStore | None = None, data: La
 
 def student_configs(data: dict, train: dict, student: dict, teachers: dict[str, TeacherRunConfig],
                     arms: dict[str, dict]) -> dict[str, StudentRunConfig]:
-    """One config per arm: ``{label, teachers: [roles], distill: {...}, train: overrides, model: overrides}``."""
+    """One config per arm: ``{label, teachers: [roles], distill: {...}, train: overrides, model: overrides}``.
+
+    Every arm is checked -- its fields, the student's and every teacher's ``model.arch``, the method against the
+    number of teachers -- before any is returned, so a bad arm fails before the section trains anything. Errors
+    name the arm: ``arms.<name>.<field>`` (a teacher's own arch: ``teachers.<role>.model.arch (arms.<name>)``)."""
     out = {}
     for name, arm in arms.items():
         arm = dict(arm or {})
@@ -243,8 +248,10 @@ def student_configs(data: dict, train: dict, student: dict, teachers: dict[str, 
         missing = [r for r in roles if r not in teachers]
         if missing:
             raise ConfigError(f"arms.{name}.teachers: {missing} not among the teachers ({', '.join(teachers)})")
+        for r in roles:
+            check_arch(teachers[r].model.arch, f"teachers.{r}.model.arch (arms.{name})")
         distill = from_dict(DistillConfig, arm.get("distill"), f"arms.{name}.distill")
-        if distill.method in ("ca_wkd", "alpha_guided") and len(roles) < 2:
+        if distill.method in ("ca_wkd", "alpha_guided", "ebkd") and len(roles) < 2:
             raise ConfigError(f"arms.{name}: method {distill.method} needs at least two teachers")
         if distill.method in MULTI and not roles:
             raise ConfigError(f"arms.{name}: method {distill.method} needs teachers")
@@ -252,9 +259,10 @@ def student_configs(data: dict, train: dict, student: dict, teachers: dict[str, 
             raise ConfigError(f"arms.{name}: method {distill.method} takes exactly one teacher, got {len(roles)}")
         if distill.method == "none" and roles:
             raise ConfigError(f"arms.{name}: a student from scratch (method none) takes no teachers")
-        out[name] = StudentRunConfig(
-            name=arm.get("label", name), data=from_dict(DataConfig, data, "data"),
-            model=from_dict(ModelConfig, deep_merge(student, arm.get("model")), f"arms.{name}.model"),
-            train=from_dict(TrainConfig, deep_merge(train, arm.get("train")), f"arms.{name}.train"),
-            distill=distill, teachers=tuple(teachers[r] for r in roles), teacher_roles=tuple(roles))
+        model = from_dict(ModelConfig, deep_merge(student, arm.get("model")), f"arms.{name}.model")
+        check_arch(model.arch, f"arms.{name}.model.arch")
+        out[name] = build(StudentRunConfig, f"arms.{name}", name=arm.get("label", name),
+                          data=from_dict(DataConfig, data, "data"), model=model,
+                          train=from_dict(TrainConfig, deep_merge(train, arm.get("train")), f"arms.{name}.train"),
+                          distill=distill, teachers=tuple(teachers[r] for r in roles), teacher_roles=tuple(roles))
     return out

@@ -9,6 +9,7 @@ scaled cosines for ArcFace) and ``weights.safetensors`` (the best checkpoint by 
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -117,18 +118,49 @@ def train_teacher(cfg: TeacherRunConfig, store: RunStore | None = None, data: La
     return store.run(KIND, cfg.key_dict(), data.fingerprint, compute, env)
 
 
-def teacher_configs(data: dict, train: dict, teachers: dict) -> dict[str, TeacherRunConfig]:
-    """One ``TeacherRunConfig`` per entry of ``teachers`` (name -> {model: ..., train: overrides})."""
+def check_arch(arch: str, where: str) -> None:
+    """Raise a ``ConfigError`` naming ``where`` when ``create_model`` cannot build ``arch``: found when the
+    configs are built, before any run of the section trains."""
+    from ..config import ConfigError
+    from ..models import _REGISTRY, is_model
+
+    if not is_model(arch):
+        raise ConfigError(f"{where}: unknown model {arch!r}; expected a timm model name (timm.list_models) or one of "
+                          f"{', '.join(sorted(_REGISTRY))}")
+
+
+def teacher_configs(data: dict, train: dict, teachers: dict, profile: str | None = None) -> dict[str, TeacherRunConfig]:
+    """One ``TeacherRunConfig`` per entry of ``teachers`` (name -> {model: ..., train: overrides}), every one
+    checked (fields, ``model.arch``) before any is returned; errors name ``teachers.<name>.<field>``.
+
+    An entry ``{from: params/{profile}/01_teachers.yaml, teacher: resnet18, label: ...}`` is that section's teacher,
+    configuration and all, so both sections share one run in the store (``profile`` fills ``{profile}``)."""
+    from ..config import ConfigError, build
+    from ..report.params import load_params
+
     out = {}
     for name, spec in teachers.items():
         spec = dict(spec or {})
+        if "from" in spec:
+            unknown = set(spec) - {"from", "teacher", "label"}
+            if unknown:
+                raise ConfigError(f"teachers.{name}: unknown key {sorted(unknown)[0]!r} beside 'from'; expected from, "
+                                  "teacher, label (the referenced teacher's own settings apply)")
+            src = load_params(spec["from"], profile)
+            key = spec.get("teacher", name)
+            if key not in src.get("teachers", {}):
+                raise ConfigError(f"teachers.{name}.teacher: {key!r} is not a teacher of {spec['from']}; expected one "
+                                  f"of {', '.join(src.get('teachers', {}))}")
+            ref = teacher_configs(src["data"], src["train"], {key: src["teachers"][key]})[key]
+            out[name] = replace(ref, name=spec.get("label", ref.name))
+            continue
         unknown = set(spec) - {"model", "train", "label"}
         if unknown:
-            raise ValueError(f"teachers.{name}: unknown key {sorted(unknown)[0]!r}; expected model, train, label")
-        out[name] = TeacherRunConfig(
-            name=spec.get("label", name),
-            data=from_dict(DataConfig, data, "data"),
-            model=from_dict(ModelConfig, spec.get("model"), f"teachers.{name}.model"),
-            train=from_dict(TrainConfig, deep_merge(train, spec.get("train")), f"teachers.{name}.train"),
-        )
+            raise ConfigError(f"teachers.{name}: unknown key {sorted(unknown)[0]!r}; expected model, train, label "
+                              "(or from, teacher, label)")
+        model = from_dict(ModelConfig, spec.get("model"), f"teachers.{name}.model")
+        check_arch(model.arch, f"teachers.{name}.model.arch")
+        out[name] = build(TeacherRunConfig, f"teachers.{name}", name=spec.get("label", name),
+                          data=from_dict(DataConfig, data, "data"), model=model,
+                          train=from_dict(TrainConfig, deep_merge(train, spec.get("train")), f"teachers.{name}.train"))
     return out

@@ -1,0 +1,172 @@
+"""``fer-report --profile paper --check``: every run of a profile built and stepped once on the CPU, no GPU needed.
+
+For every section with runs it builds each run's configuration exactly as the notebook does, each model at its
+real architecture and input size (random weights: nothing is loaded or fetched), and runs one forward and backward
+step on a random batch of two. It lists, per run, the weights the run would start from and where they come from
+(a local file, present or missing; a timm tag, in the local Hugging Face cache or to be fetched), and every data
+root the parameters name that is missing. A configuration or model that fails is an error; missing data or
+weights are reported and only fail the check with ``--strict``. Run it first on a GPU machine:
+
+    fer-report --profile paper --check            # report; exit 1 on a broken configuration or model
+    fer-report --profile paper --check --strict   # ... and on missing data roots or weight files
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from .. import paths
+from ..config import AVModelConfig, ModelConfig, to_dict
+from .params import load_params, params_file
+
+ROOT_KEYS = ("root", "fer_root", "faceparse_root", "predict_images")
+
+
+def data_roots(params, where: str = "") -> list[tuple[str, Path]]:
+    """(parameter path, resolved path) of every dataset location named in a section's parameters."""
+    out = []
+    if isinstance(params, dict):
+        for k, v in params.items():
+            w = f"{where}.{k}" if where else str(k)
+            if k in ROOT_KEYS and isinstance(v, str):
+                out.append((w, paths.resolve(v)))
+            else:
+                out += data_roots(v, w)
+    return out
+
+
+def _random_weights(cfg):
+    if isinstance(cfg, ModelConfig):
+        return dataclasses.replace(cfg, pretrained=None, pretrained_file=None)
+    if isinstance(cfg, AVModelConfig):
+        return dataclasses.replace(cfg, audio_pretrained=None, visual_pretrained=None, audio_pretrained_file=None,
+                                   visual_pretrained_file=None)
+    return cfg
+
+
+def _weights(cfg) -> str:
+    from ..models.weights import weight_source
+
+    if isinstance(cfg, ModelConfig):
+        return weight_source(cfg.arch, cfg.pretrained, cfg.pretrained_file).describe()
+    if isinstance(cfg, AVModelConfig):
+        a = weight_source(cfg.audio_arch, cfg.audio_pretrained, cfg.audio_pretrained_file).describe()
+        v = weight_source(cfg.visual_arch, cfg.visual_pretrained, cfg.visual_pretrained_file).describe()
+        return f"audio: {a}; visual: {v}"
+    return "random initialisation (trained from scratch)"
+
+
+def _weights_missing(cfg) -> bool:
+    from ..models.weights import weight_source
+
+    if isinstance(cfg, ModelConfig):
+        return not weight_source(cfg.arch, cfg.pretrained, cfg.pretrained_file).available
+    if isinstance(cfg, AVModelConfig):
+        return not (weight_source(cfg.audio_arch, cfg.audio_pretrained, cfg.audio_pretrained_file).available
+                    and weight_source(cfg.visual_arch, cfg.visual_pretrained, cfg.visual_pretrained_file).available)
+    return False
+
+
+def models_of(kind: str, cfg) -> list[tuple[str, object, tuple, int]]:
+    """(role, model config, input shape without batch, classes) of every model a run builds."""
+    from ..data import num_classes
+
+    if kind == "teacher":
+        return [("teacher", cfg.model, (cfg.model.in_chans, cfg.train.img_size, cfg.train.img_size),
+                 num_classes(cfg.data))]
+    if kind == "student":
+        n = num_classes(cfg.data)
+        out = [("student", cfg.model, (cfg.model.in_chans, cfg.train.img_size, cfg.train.img_size), n)]
+        return out + [(f"teacher {r}", t.model, (t.model.in_chans, t.train.img_size, t.train.img_size), n)
+                      for r, t in zip(cfg.teacher_roles, cfg.teachers)]
+    if kind == "segmenter":
+        from ..data.synthetic import PART_CLASSES
+
+        return [("segmenter", cfg.model, (cfg.model.in_chans, cfg.train.img_size, cfg.train.img_size),
+                 len(PART_CLASSES))]
+    d = cfg.data
+    frames = (d.n_frames, d.frame_size, d.frame_size) + ((3,) if d.source == "crema_d" else ())
+    spec = (d.n_fft // 2 + 1, 1 + int(round(d.sample_rate * d.seconds)) // d.hop)
+    return [("audio-visual", cfg.model, (spec, frames), 6)]
+
+
+def step_once(kind: str, model_cfg, shape, n_classes: int, unimodal: bool = False) -> tuple[float, float]:
+    """(parameters in millions, seconds) of building the model with random weights and one forward + backward step
+    on a random batch of two on the CPU."""
+    from ..models import create_model
+    from ..models.av import AVClassifier
+
+    t0 = time.perf_counter()
+    cfg = _random_weights(model_cfg)
+    if kind == "av":
+        model = AVClassifier(cfg, n_classes, unimodal_heads=unimodal)
+        spec, frames = shape
+        x = (torch.randn(2, *spec).half(), torch.randint(0, 256, (2, *frames), dtype=torch.uint8))
+    else:
+        model = create_model(cfg, n_classes)
+        x = torch.randn(2, *shape)
+    model.train()
+    out = model(x)
+    out.float().logsumexp(1).mean().backward()
+    return sum(p.numel() for p in model.parameters()) / 1e6, time.perf_counter() - t0
+
+
+def check_profile(profile: str, sections: list[str] | None = None, log=print) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(one row per run: its models, input, parameters, weights, step time and status; one row per missing data
+    root). Models shared by several runs are stepped once."""
+    from ..tasks.sections import SECTIONS, section_runs
+
+    rows, missing, stepped = [], [], {}
+    for section in sections or SECTIONS:
+        p = load_params(params_file(section, profile))
+        for where, path in data_roots(p):
+            if not path.exists():
+                missing.append({"section": section, "parameter": where, "path": str(path)})
+        if section not in SECTIONS:
+            continue
+        try:
+            _, runs = section_runs(section, p, profile)
+        except Exception as e:  # noqa: BLE001 - reported, the check goes on
+            rows.append({"section": section, "run": "(all)", "role": "", "model": "", "input": "", "params (M)": None,
+                         "weights": "", "step s": None, "status": f"config error: {e}"})
+            continue
+        for name, (kind, cfg) in runs.items():
+            for role, mcfg, shape, n in models_of(kind, cfg):
+                arch = getattr(mcfg, "arch", None) or f"{mcfg.audio_arch} + {mcfg.visual_arch}"
+                uni = kind == "av" and cfg.balance.unimodal_weight > 0
+                key = json.dumps([kind, to_dict(_random_weights(mcfg)), str(shape), n, uni], sort_keys=True)
+                if key not in stepped:
+                    try:
+                        stepped[key] = (*step_once(kind, mcfg, shape, n, uni), "ok")
+                    except Exception as e:  # noqa: BLE001
+                        stepped[key] = (None, None, f"error: {type(e).__name__}: {e}")
+                    log(f"[check] {section} {name} {role}: {arch} {shape} -> {stepped[key][2]}")
+                params_m, secs, status = stepped[key]
+                rows.append({"section": section, "run": name, "role": role, "model": arch, "input": str(shape),
+                             "params (M)": params_m, "weights": _weights(mcfg), "step s": secs, "status": status,
+                             "weights missing": _weights_missing(mcfg)})
+    return pd.DataFrame(rows), pd.DataFrame(missing, columns=["section", "parameter", "path"])
+
+
+def main_check(profile: str, sections: list[str] | None, strict: bool) -> int:
+    """Print the check's tables; the exit code is 1 on an error (and, with ``strict``, on missing inputs)."""
+    table, missing = check_profile(profile, sections)
+    with pd.option_context("display.max_rows", None, "display.max_colwidth", 90, "display.width", 200):
+        print(table.drop(columns=["weights missing"], errors="ignore").to_string(index=False))
+        print()
+        print("missing data roots:" if len(missing) else "every data root the parameters name exists.")
+        if len(missing):
+            print(missing.to_string(index=False))
+    errors = table[table["status"] != "ok"] if len(table) else table
+    weights_missing = int(table["weights missing"].fillna(False).sum()) if "weights missing" in table else 0
+    print(f"\n[check] {profile}: {len(table)} model(s) in {table['run'].nunique() if len(table) else 0} run(s); "
+          f"{len(errors)} error(s); {len(missing)} missing data root(s); {weights_missing} model(s) whose weights "
+          f"are not on this machine")
+    if len(errors):
+        return 1
+    return 1 if strict and (len(missing) or weights_missing) else 0
