@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: report test unit setup bench clean-book
+.PHONY: report test unit setup bench clean-book lab publish check
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,25 @@ test: $(VENV)/.installed
 	$(BIN)/ruff check fer_lib tests benchmarks
 	$(BIN)/python -m pytest -q -m "not slow"
 	$(BIN)/python -m pytest -q -m slow
+
+# JupyterLab with the project's kernel (the venv's python3), notebook progress bars and MyST (glue) rendering
+$(VENV)/.lab-installed: $(VENV)/.installed
+	$(BIN)/pip install -e '.[dev,lab]'
+	touch $@
+
+lab: $(VENV)/.lab-installed
+	$(BIN)/jupyter lab notebooks/
+
+# Build the book of PROFILE and commit it to the local gh-pages branch (GitHub Pages serves that branch);
+# PUSH=1 also pushes the branch to origin.
+publish: report
+	$(BIN)/ghp-import --no-jekyll --force --message "Report ($(PROFILE) profile) built from $$(git rev-parse --short HEAD)" \
+		$(if $(PUSH),--push,) book/_build/html
+	@echo "gh-pages now holds the $(PROFILE) book; open book/_build/html/index.html locally or, once pushed, the repository's Pages site"
+
+# Before a GPU run: every run of the profile built at its real size and stepped once on the CPU (no training)
+check: $(VENV)/.installed
+	$(BIN)/fer-report --profile $(PROFILE) --check
 
 unit: $(VENV)/.installed
 	$(BIN)/python -m pytest -q -m "not slow"

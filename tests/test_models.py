@@ -58,3 +58,21 @@ def test_cbam_lite_on_cnn_and_refused_on_vit():
     assert m.cbam is not None and m(torch.randn(2, 1, 32, 32)).shape == (2, 7)
     with pytest.raises(ConfigError, match="model.cbam: CBAM-lite needs a convolutional feature map"):
         create_model(ModelConfig(arch="test_vit", cbam=True, model_kwargs={"img_size": 32}), 7)
+
+
+def test_flip_tta_averages_the_mirror_image_in_eval_only():
+    import torch
+
+    from fer_lib.config import ModelConfig
+    from fer_lib.models import create_model
+
+    torch.manual_seed(0)
+    plain = create_model(ModelConfig(arch="test_resnet", head="linear"), 7).eval()
+    tta = create_model(ModelConfig(arch="test_resnet", head="linear", tta="flip"), 7).eval()
+    tta.load_state_dict(plain.state_dict())
+    x = torch.randn(3, 1, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(tta(x), (plain(x) + plain(x.flip(-1))) / 2)
+        tta.train()
+        plain.train()
+        torch.testing.assert_close(tta(x), plain(x))  # training sees the image only

@@ -79,6 +79,28 @@ def test_prose_has_no_hand_typed_results():
                 assert not pattern.search(text), f"{path.name}: hand-typed number {pattern.search(text)[0]!r}"
 
 
+WEB = re.compile(r"""<(script|img|link|source|iframe)\b[^>]*\b(src|href)=["']((https?:)?//[^"']+)["']""", re.I)
+CSS_WEB = re.compile(r"url\(\s*['\"]?((https?:)?//[^)'\"]+)")
+
+
+def assert_nothing_loads_from_the_web(html_root: Path) -> None:
+    """No built page loads a script, style, font or image from the web (links a reader clicks are fine), and no
+    stylesheet pulls fonts or images from it: the book opens from the file system, offline."""
+    bad = []
+    for page in html_root.rglob("*.html"):
+        for m in WEB.finditer(page.read_text(errors="replace")):
+            tag, url = m.group(1).lower(), m.group(3)
+            rel = re.search(r"""rel=["']([^"']+)""", m.group(0))
+            if tag == "link" and rel and rel.group(1).lower() not in ("stylesheet", "preload", "icon", "modulepreload"):
+                continue
+            bad.append(f"{page.relative_to(html_root)}: <{tag}> {url}")
+    for css in html_root.rglob("*.css"):
+        bad += [f"{css.relative_to(html_root)}: url({m.group(1)})" for m in CSS_WEB.finditer(css.read_text(errors="replace"))]
+    assert not bad, "resources loaded from the web:\n" + "\n".join(sorted(set(bad))[:20])
+    mathjax = list(html_root.glob("_static/mathjax/tex-chtml.js"))
+    assert mathjax, "MathJax is not served from the book (_static/mathjax/tex-chtml.js)"
+
+
 @pytest.mark.slow
 def test_smoke_report_executes_and_builds_with_warnings_as_errors(tmp_path, monkeypatch):
     book = tmp_path / "book"
@@ -88,10 +110,13 @@ def test_smoke_report_executes_and_builds_with_warnings_as_errors(tmp_path, monk
     assert set(status.values()) == {"ran"} and len(status) == len(SECTIONS)
     build_book(book)  # raises when jupyter-book reports a warning (-W)
     html = {s.name: (book / "_build" / "html" / "sections" / f"{s.name}.html").read_text() for s in SECTIONS}
-    for name in ("00_data", "01_teachers", "09_calibration"):
-        assert html[name].count("<img") >= 3, f"{name}: figures missing"
+    for name in ("00_data", "01_teachers", "06_segmentation", "07_asgml", "08_deployment", "09_calibration"):
+        assert html[name].count("<img") >= 2, f"{name}: figures missing"
         assert "pasted-text" in html[name], f"{name}: no glued numbers in the prose"
+        assert "Parameters of this build" in html[name] and "profile on" in html[name], f"{name}: no build header"
+        assert "toggle-hidden" in html[name] or "tag_hide-input" in html[name], f"{name}: code is not collapsed"
     assert "smoke" in html["intro"]
+    assert_nothing_loads_from_the_web(book / "_build" / "html")
     prov = json.loads((book / "_artifacts" / "provenance" / "01_teachers.json").read_text())
     assert prov["profile"] == "smoke" and prov["runs"] and all(not r["cached"] for r in prov["runs"])
     # a second run with nothing changed executes nothing

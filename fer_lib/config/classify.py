@@ -63,10 +63,12 @@ class ModelConfig:
     cbam: bool = False
     drop_rate: float = 0.0
     drop_path_rate: float = 0.0
+    tta: str = "none"  # none | flip: in eval mode, average the logits of the image and its mirror image
     model_kwargs: dict[str, Any] = field(default_factory=dict)  # extra timm kwargs (e.g. img_size, depth)
 
     def __post_init__(self):
         check(self, in_chans=one_of(1, 3), input_norm=one_of("dataset", "imagenet"), head=one_of("arcface", "linear"),
+              tta=one_of("none", "flip"),
               arcface_s=POSITIVE, arcface_m=between(0, 1.5), drop_rate=between(0, 1, hi_open=True),
               drop_path_rate=between(0, 1, hi_open=True))
         if not self.arch:

@@ -8,8 +8,6 @@ once into an ``.npz`` keyed by its files, like FER2013 (``fer_lib.data.cache``).
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -18,6 +16,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .cache import write_npz_atomic
+from .dataset import derived_fingerprint
 from .fer2013 import DatasetError
 
 #: CREMA-D's six emotions in the order of the common (OGM-GE) preprocessing: NEU, HAP, SAD, FEA, DIS, ANG
@@ -53,9 +53,7 @@ class AVClips:
     def derive(self, **changes) -> "AVClips":
         """A copy with ``changes`` whose fingerprint extends this one by the new splits and ids (no re-hashing)."""
         out = replace(self, fingerprint="x", **changes)
-        h = hashlib.sha256(self.fingerprint.encode())
-        h.update("|".join(map(str, out.split)).encode() + b"\0" + "|".join(map(str, out.ids)).encode())
-        out.fingerprint = h.hexdigest()
+        out.fingerprint = derived_fingerprint(self.fingerprint, out.split, out.ids)
         return out
 
     def take(self, idx: np.ndarray) -> "AVClips":
@@ -129,18 +127,10 @@ def cached(name: str, key: str, decode: Callable[[], AVClips], cache_dir: Path |
                            z["speaker"], z["ids"], tuple(z["classes"].tolist()), tuple(z["notes"].tolist()),
                            str(z["fingerprint"]))
     data = decode()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, name=np.array(data.name), audio=data.audio, frames=data.frames, labels=data.labels,
+    write_npz_atomic(path, name=np.array(data.name), audio=data.audio, frames=data.frames, labels=data.labels,
                      split=data.split.astype(str), speaker=data.speaker.astype(str), ids=data.ids.astype(str),
                      classes=np.array(data.classes), notes=np.array(data.notes, dtype=str),
                      fingerprint=np.array(data.fingerprint))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return data
 
 

@@ -41,19 +41,25 @@ def cached(name: str, key: str, decode: Callable[[], LabeledImages], cache_dir: 
     return data
 
 
-def save_npz(data: LabeledImages, path: Path) -> None:
+def write_npz_atomic(path: Path, **arrays) -> None:
+    """``np.savez`` into a temporary file in ``path``'s folder, renamed into place: never read half-written."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, images=data.images, labels=data.labels, split=data.split.astype(str),
-                     ids=data.ids.astype(str), classes=np.array(data.classes, dtype=str),
-                     notes=np.array(data.notes, dtype=str), name=np.array(data.name),
-                     fingerprint=np.array(data.fingerprint))
+            np.savez(f, **arrays)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def save_npz(data: LabeledImages, path: Path) -> None:
+    write_npz_atomic(path, images=data.images, labels=data.labels, split=data.split.astype(str),
+                     ids=data.ids.astype(str), classes=np.array(data.classes, dtype=str),
+                     notes=np.array(data.notes, dtype=str), name=np.array(data.name),
+                     fingerprint=np.array(data.fingerprint))
 
 
 def load_npz(path: Path) -> LabeledImages:

@@ -77,6 +77,14 @@ def content_fingerprint(images, labels, split, classes) -> str:
     return h.hexdigest()
 
 
+def derived_fingerprint(fingerprint: str, split, ids) -> str:
+    """The fingerprint of a set derived from one with ``fingerprint`` (a subset, new splits): what changed is
+    hashed onto the old fingerprint instead of re-hashing the pixels."""
+    h = hashlib.sha256(fingerprint.encode())
+    h.update("|".join(map(str, split)).encode() + b"\0" + "|".join(map(str, ids)).encode())
+    return h.hexdigest()
+
+
 def stratified_pick(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
     """Indices of a stratified random subset of size ``n`` (sorted; each class keeps its share)."""
     if n >= len(labels):

@@ -13,17 +13,14 @@ Left/right pairs (eyes, brows, ears) swap under a horizontal flip (``FLIP_PAIRS`
 """
 from __future__ import annotations
 
-import hashlib
-import os
-import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .cache import files_fingerprint
-from .dataset import content_fingerprint
+from .cache import files_fingerprint, write_npz_atomic
+from .dataset import content_fingerprint, derived_fingerprint
 from .fer2013 import DatasetError
 from .synthetic import PART_CLASSES
 
@@ -63,9 +60,7 @@ class SegImages:
     def derive(self, **changes) -> "SegImages":
         """A copy with ``changes`` whose fingerprint extends this one by the new split and ids (no re-hashing)."""
         out = replace(self, fingerprint="x", **changes)
-        h = hashlib.sha256(self.fingerprint.encode())
-        h.update("|".join(map(str, out.split)).encode() + b"\0" + "|".join(map(str, out.ids)).encode())
-        out.fingerprint = h.hexdigest()
+        out.fingerprint = derived_fingerprint(self.fingerprint, out.split, out.ids)
         return out
 
     def __len__(self):
@@ -194,16 +189,8 @@ def _cache_dir() -> Path:
 
 
 def _save_npz(data: SegImages, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, images=data.images, masks=data.masks, split=data.split.astype(str),
+    write_npz_atomic(path, images=data.images, masks=data.masks, split=data.split.astype(str),
                      ids=data.ids.astype(str), name=np.array(data.name), fingerprint=np.array(data.fingerprint))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _load_npz(path: Path) -> SegImages:

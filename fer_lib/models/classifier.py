@@ -11,9 +11,12 @@ from .weights import create_timm, pretrained_kwargs  # noqa: F401 - pretrained_k
 
 
 class FERClassifier(nn.Module):
-    def __init__(self, backbone: nn.Module, head: nn.Module, cbam: nn.Module | None = None):
+    """``tta="flip"``: in eval mode the logits are the mean of the image's and its mirror image's (faces are
+    left-right symmetric in meaning), so every evaluation, ensemble, teacher and latency measurement sees it."""
+
+    def __init__(self, backbone: nn.Module, head: nn.Module, cbam: nn.Module | None = None, tta: str = "none"):
         super().__init__()
-        self.backbone, self.cbam, self.head = backbone, cbam, head
+        self.backbone, self.cbam, self.head, self.tta = backbone, cbam, head, tta
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Penultimate (pooled) embedding."""
@@ -22,8 +25,11 @@ class FERClassifier(nn.Module):
         return self.backbone.forward_head(self.cbam(self.backbone.forward_features(x)), pre_logits=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The logits the model classifies with (scaled cosines for ArcFace)."""
-        return self.head(self.embed(x))
+        """The logits the model classifies with (scaled cosines for ArcFace), flip-averaged in eval with TTA."""
+        z = self.head(self.embed(x))
+        if self.tta == "flip" and not self.training:
+            z = (z + self.head(self.embed(torch.flip(x, dims=[-1])))) / 2
+        return z
 
     def forward_train(self, x: torch.Tensor, target: torch.Tensor, margin: float) -> torch.Tensor:
         """Training logits: ArcFace margin applied to ``target`` (a class distribution)."""
@@ -57,7 +63,7 @@ def create_fer_classifier(cfg: ModelConfig, num_classes: int) -> FERClassifier:
         head = ArcFaceHead(backbone.num_features, num_classes, cfg.arcface_s, cfg.arcface_m)
     else:
         head = LinearHead(backbone.num_features, num_classes)
-    return FERClassifier(backbone, head, cbam)
+    return FERClassifier(backbone, head, cbam, cfg.tta)
 
 
 def _is_token_model(backbone: nn.Module) -> bool:

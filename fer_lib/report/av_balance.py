@@ -136,14 +136,13 @@ def headline(table: pd.DataFrame, labels: dict[str, str], baseline: str = "basel
     s = final_summary(table)
     best = str(s["test_f1"].astype(float).idxmax())
     vs = against_baseline(table, baseline)
-    n_seeds = int(table.groupby("arm").size().min())
     gaps = gap_summary(table)
     base_sd = vs.loc[baseline, "seed sd (larger of the two)"]
     return {
         "best_mode": labels[best], "best_mode_f1": s.loc[best, "test_f1"], "best_mode_acc": s.loc[best, "test_acc"],
         "baseline_f1": s.loc[baseline, "test_f1"], "baseline_acc": s.loc[baseline, "test_acc"],
         "best_minus_baseline": s.loc[best, "test_f1"] - s.loc[baseline, "test_f1"],
-        "n_seeds": n_seeds, "seed_sd": base_sd if np.isfinite(base_sd) else 0.0,
+        "seed_sd": base_sd if np.isfinite(base_sd) else 0.0,
         "n_beyond_noise": int(sum(bool(x) for x in vs["larger than the noise"].drop(baseline) if x is not None)),
         "n_arms": len(s), "selection_gain": float((s["max_test_f1"] - s["test_f1"]).mean()),
         "lowest_gap_mode": labels[str(gaps["gap_mean_last10"].astype(float).idxmin())],

@@ -4,6 +4,7 @@
     fer-report --profile real-cpu --sections 01_teachers 09_calibration
     fer-report --force                         # ignore the up-to-date stamps
     fer-report --no-build                      # notebooks only
+    fer-report --profile paper --check         # before a GPU run: every config and model built and stepped once
 
 Sections run in dependency order and write their executed copies to ``<book>/sections/``.
 A section is skipped when its stamp -- a hash of the notebook, its parameter file, the
@@ -17,6 +18,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -102,6 +104,10 @@ def execute(spec: SectionSpec, profile: str, out: Path, failed_dir: Path | None 
     try:
         pm.execute_notebook(str(src), str(tmp), parameters=params, cwd=str(paths.project_root()),
                             progress_bar=False, log_output=False)
+        from .book import decorate_file
+
+        decorate_file(tmp, profile, params, str(pf.relative_to(paths.project_root())) if pf.exists() else None,
+                      paths.report_dir() / "provenance" / f"{spec.name}.json")
         os.replace(tmp, out)
         failed.unlink(missing_ok=True)
     except Exception as e:
@@ -182,9 +188,12 @@ def build_book(book: Path, log=print) -> None:
            "-W", "--keep-going"]
     log(f"[fer-report] {' '.join(cmd)}")
     t0 = time.perf_counter()
-    res = subprocess.run(cmd)
+    res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    sys.stdout.write(res.stdout)
     if res.returncode != 0:
-        raise SystemExit(f"jupyter-book build failed (exit {res.returncode}); warnings are errors")
+        problems = [ln for ln in res.stdout.splitlines() if re.search(r"WARNING|ERROR|CRITICAL", ln)]
+        raise SystemExit(f"jupyter-book build failed (exit {res.returncode}); warnings are errors:\n"
+                         + "\n".join(problems[:40]))
     log(f"[fer-report] book built in {time.perf_counter() - t0:.0f} s: {book / '_build' / 'html' / 'index.html'}")
 
 
@@ -196,7 +205,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--force", action="store_true", help="re-execute even if unchanged")
     ap.add_argument("--no-build", action="store_true", help="do not build the book")
     ap.add_argument("--book", default=str(paths.project_root() / "book"), help="book folder (default: ./book)")
+    ap.add_argument("--check", action="store_true",
+                    help="build every run's config and model at its real size and step it once on the CPU; list the "
+                         "weights each run starts from and the data roots that are missing (no training, no book)")
+    ap.add_argument("--strict", action="store_true", help="with --check: also fail on missing data or weights")
     a = ap.parse_args(argv)
+    if a.check:
+        from .check import main_check
+
+        raise SystemExit(main_check(a.profile, a.sections, a.strict))
     book = Path(a.book).resolve()
     t0 = time.perf_counter()
     run_sections(a.profile, book, a.sections, a.force)

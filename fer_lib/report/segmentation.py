@@ -125,8 +125,7 @@ def headline(runs: dict[str, Run], labels: dict[str, str], seed: dict, on: str, 
         "pooled_gap": float(pit.loc[pit.index[1], "test"] - pit.loc[pit.index[0], "test"]),
         "noswap_gap": float(pit.loc["flip TTA, no swap", "test"] - pit.loc["flip TTA, L/R swapped back", "test"]),
         "pooled_batch": m["pooled_batch"], "input_px": m["input"]["size"],
-        "mask_px": m["mask_size"][0], "n_val": m["n_images"]["val"], "n_test": m["n_images"]["test"],
-        "n_train": m["n_images"]["train"],
+        "mask_px": m["mask_size"][0],
     }
 
 

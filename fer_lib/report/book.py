@@ -1,0 +1,84 @@
+"""What the published book shows beyond a section's own cells (applied by ``fer-report`` after execution).
+
+- **A provenance note under the title**: the profile, the data (name and fingerprint), the hardware, the date, the
+  library version and commit, and the wall time -- read from the section's provenance record.
+- **The parameters as a compact table** in a collapsed dropdown, in place of papermill's injected code cell.
+- **Code collapsed**: every code cell is tagged ``hide-input``; the reader sees prose, tables and figures and can
+  open any cell's code.
+- **No progress bars**: tqdm's widgets are live only while a kernel runs; executed, they would render as one stale
+  "0%" line per epoch, so their outputs are dropped. The notebooks themselves are untouched (JupyterLab shows the code as usual).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+
+HIDDEN = {"remove-cell", "remove-input", "hide-input", "hide-cell"}
+WIDGET = "application/vnd.jupyter.widget-view+json"
+
+
+def _tags(cell) -> list[str]:
+    return cell.setdefault("metadata", {}).setdefault("tags", [])
+
+
+def _value(v) -> str:
+    text = json.dumps(v, ensure_ascii=False) if not isinstance(v, str) else v
+    text = text.replace("|", "\\|")
+    return f"`{text}`" if len(text) <= 60 else text
+
+
+def parameters_markdown(params: dict, profile: str, params_path: str | None) -> str:
+    src = f" from `{params_path}`" if params_path else ""
+    rows = "\n".join(f"| `{k}` | {_value(v)} |" for k, v in params.items())
+    return (f":::{{dropdown}} Parameters of this build (profile **{profile}**{src})\n\n"
+            f"| parameter | value |\n|---|---|\n{rows}\n:::")
+
+
+def provenance_markdown(prov: dict | None, profile: str) -> str:
+    if not prov:
+        return f":::{{note}}\nBuilt with the **{profile}** profile.\n:::"
+    data = ", ".join(f"{k} (fingerprint `{v[:12]}`)" for k, v in prov.get("datasets", {}).items()) or "none"
+    when = prov.get("finished", "")[:16].replace("T", " ")
+    return (":::{note}\n"
+            f"**This page** was computed with the **{prov.get('profile', profile)}** profile on {when} UTC, on "
+            f"{prov.get('device', '?')}, with fer_lib {prov.get('fer_lib', '?')} (commit "
+            f"`{prov.get('git_commit', '?')}`) in {prov.get('wall_seconds', 0) / 60:.1f} min. Data: {data}. "
+            "Code cells are collapsed: open one to see what computed the output below it.\n:::")
+
+
+def decorate(nb, profile: str, params: dict, params_path: str | None = None, provenance: dict | None = None):
+    """``nb`` (executed) with the provenance note under its title, the parameters dropdown, code collapsed and no
+    progress bars."""
+    for cell in nb.cells:
+        tags = _tags(cell)
+        if "injected-parameters" in tags:
+            tags.append("remove-cell")
+        elif cell.cell_type == "code" and not HIDDEN & set(tags):
+            tags.append("hide-input")
+        if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.get("outputs", []) if WIDGET not in o.get("data", {})]
+    first = next((i for i, c in enumerate(nb.cells) if c.cell_type == "markdown"), None)
+    new = [nbformat.v4.new_markdown_cell(provenance_markdown(provenance, profile)),
+           nbformat.v4.new_markdown_cell(parameters_markdown(params, profile, params_path))]
+    for k, c in enumerate(new):
+        c["id"] = f"fer-report-{k}"
+    if first is None:
+        nb.cells[:0] = new
+        return nb
+    title, _, rest = nb.cells[first].source.partition("\n")
+    if title.startswith("# ") and rest.strip():
+        nb.cells[first].source = title
+        body = nbformat.v4.new_markdown_cell(rest.strip("\n"))
+        body["id"] = "fer-report-intro"
+        new.append(body)
+    nb.cells[first + 1:first + 1] = new
+    return nb
+
+
+def decorate_file(path: Path, profile: str, params: dict, params_path: str | None, provenance_file: Path) -> None:
+    """Decorate the executed notebook at ``path`` in place (the caller writes it atomically)."""
+    nb = nbformat.read(path, as_version=4)
+    prov = json.loads(provenance_file.read_text()) if provenance_file.is_file() else None
+    nbformat.write(decorate(nb, profile, params, params_path, prov), path)

@@ -1,0 +1,65 @@
+"""The published book: pages carry their provenance and parameters, code is collapsed; every profile's parameters
+build every run's configuration; the paper profile's check builds and steps every model (slow)."""
+from __future__ import annotations
+
+import nbformat
+import pytest
+
+from fer_lib.report.book import decorate
+from fer_lib.report.params import PROFILES, load_params, params_file
+from fer_lib.tasks.sections import SECTIONS, section_runs
+
+
+def _nb():
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# 06 · A title\n\nThe intro paragraph."),
+                nbformat.v4.new_code_cell("profile = 'smoke'"), nbformat.v4.new_code_cell("profile = 'real-cpu'"),
+                nbformat.v4.new_code_cell("x = 1"), nbformat.v4.new_markdown_cell("## Results")]
+    nb.cells[1].metadata["tags"] = ["parameters", "remove-cell"]
+    nb.cells[2].metadata["tags"] = ["injected-parameters"]
+    nb.cells[3].outputs = [
+        nbformat.v4.new_output("display_data", {"text/plain": "epoch 1:   0%|          | 0/45",
+                                                "application/vnd.jupyter.widget-view+json": {"model_id": "f00"}}),
+        nbformat.v4.new_output("execute_result", {"text/plain": "1"}, execution_count=1)]
+    return nb
+
+
+def test_pages_get_a_provenance_note_a_parameters_table_and_collapsed_code():
+    prov = {"profile": "real-cpu", "finished": "2026-11-22T18:00:00+00:00", "device": "cpu:x86_64 x2 threads",
+            "fer_lib": "0.3.0", "git_commit": "abc123", "wall_seconds": 90.0, "datasets": {"FER2013": "0123456789abcdef"}}
+    nb = decorate(_nb(), "real-cpu", {"profile": "real-cpu", "data": {"root": "a|b", "n": 3}, "lr": 0.1},
+                  "params/real-cpu/06.yaml", prov)
+    src = [c.source for c in nb.cells]
+    assert src[0] == "# 06 · A title"  # the title stays first, the note right under it
+    assert src[1].startswith(":::{note}") and "**real-cpu** profile on 2026-11-22 18:00 UTC" in src[1]
+    assert "cpu:x86_64 x2 threads" in src[1] and "FER2013 (fingerprint `0123456789ab`)" in src[1]
+    assert src[2].startswith(":::{dropdown} Parameters of this build (profile **real-cpu** from `params/real-cpu/06.yaml`)")
+    assert "| `lr` | `0.1` |" in src[2] and 'a\\|b' in src[2]  # a '|' inside a value is escaped
+    assert src[3] == "The intro paragraph."
+    tags = {c.source: c.metadata.get("tags", []) for c in nb.cells if c.cell_type == "code"}
+    assert "remove-cell" in tags["profile = 'real-cpu'"]  # papermill's injected cell: replaced by the table
+    assert tags["x = 1"] == ["hide-input"]
+    outputs = next(c.outputs for c in nb.cells if c.source == "x = 1")
+    assert [o["output_type"] for o in outputs] == ["execute_result"]  # the stale progress bar is gone
+    assert tags["profile = 'smoke'"] == ["parameters", "remove-cell"]  # not also hidden: it is removed
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize("section", SECTIONS)
+def test_every_profile_builds_every_runs_configuration(section, profile):
+    _, runs = section_runs(section, load_params(params_file(section, profile)), profile)
+    assert runs
+
+
+@pytest.mark.slow
+def test_paper_profile_check_builds_and_steps_every_model(monkeypatch, capsys):
+    """The GPU profile, checked here: every config builds, every model steps at its real input size; the data and
+    the timm weights (not on this machine) are listed, not fatal, unless --strict."""
+    from fer_lib.report.check import main_check
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert main_check("paper", None, strict=False) == 0
+    out = capsys.readouterr().out
+    assert "0 error(s)" in out and "timm resnet18.a1_in1k" in out and "tf_efficientnetv2_l.in21k_ft_in1k" in out
+    assert "data.root" in out  # data/fer2013, data/cifar100, ... are not on this machine
+    assert main_check("paper", ["06_segmentation"], strict=True) == 1  # its data root is missing here
