@@ -110,8 +110,10 @@ def test_smoke_report_executes_and_builds_with_warnings_as_errors(tmp_path, monk
     assert set(status.values()) == {"ran"} and len(status) == len(SECTIONS)
     build_book(book)  # raises when jupyter-book reports a warning (-W)
     html = {s.name: (book / "_build" / "html" / "sections" / f"{s.name}.html").read_text() for s in SECTIONS}
-    for name in ("00_data", "01_teachers", "06_segmentation", "07_asgml", "08_deployment", "09_calibration"):
-        assert html[name].count("<img") >= 2, f"{name}: figures missing"
+    figures = {"00_data": 2, "01_teachers": 2, "06_segmentation": 2, "07_asgml": 2, "08_deployment": 1,
+               "09_calibration": 2}  # at least; 08's one figure is accuracy against latency
+    for name, n in figures.items():
+        assert html[name].count("<img") >= n, f"{name}: figures missing"
         assert "pasted-text" in html[name], f"{name}: no glued numbers in the prose"
         assert "Parameters of this build" in html[name] and "profile on" in html[name], f"{name}: no build header"
         assert "toggle-hidden" in html[name] or "tag_hide-input" in html[name], f"{name}: code is not collapsed"
