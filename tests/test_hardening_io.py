@@ -379,3 +379,14 @@ def test_audit_of_complete_classes_flags_nothing():
                                                                          "value"] == "none"
     only_a_in_val = LabeledImages("t", d.images, np.array([0, 1, 0, 0, 0, 1]), d.split, d.classes, d.ids)
     assert empty_classes(only_a_in_val) == [("val", "b")]
+
+
+def test_report_runner_makes_openmp_threads_wait_passively_unless_the_user_chose(monkeypatch):
+    from fer_lib.report.pipeline import quiet_thread_waits
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    quiet_thread_waits()
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    quiet_thread_waits()
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"

@@ -152,6 +152,16 @@ def _read_stamps(path: Path) -> dict[str, str]:
         return {}
 
 
+def quiet_thread_waits() -> None:
+    """OpenMP threads sleep rather than spin while they wait (``OMP_WAIT_POLICY=PASSIVE``), unless the user set it.
+
+    With the default active waiting, a competing CPU-bound process makes every operator wait for a descheduled
+    thread: ``benchmarks/threads.py`` measured 3.9-4.7x slower training beside a busy loop on 2 cores, against
+    1.5-1.7x with PASSIVE, and no cost alone (8.1-8.6 s vs 7.4-9.6 s). The notebooks' kernels inherit it.
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 def run_sections(profile: str, book: Path, only: list[str] | None = None, force: bool = False,
                  log=print) -> dict[str, str]:
     """Execute the (selected) sections in order; returns {section: 'ran' | 'skipped'}."""
@@ -160,6 +170,7 @@ def run_sections(profile: str, book: Path, only: list[str] | None = None, force:
         if n not in names:
             raise SystemExit(f"--sections: unknown section {n!r}; expected some of {', '.join(names)}")
     os.environ.setdefault("FER_REPORT_DIR", str(book / "_artifacts"))
+    quiet_thread_waits()
     stamps_file = book / "sections" / ".stamps.json"
     recorded = _read_stamps(stamps_file)
     code, current, status = fer_lib_digest(), {}, {}
