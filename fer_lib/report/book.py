@@ -6,7 +6,9 @@
 - **Code collapsed**: every code cell is tagged ``hide-input``; the reader sees prose, tables and figures and can
   open any cell's code.
 - **No progress bars**: tqdm's widgets are live only while a kernel runs; executed, they would render as one stale
-  "0%" line per epoch, so their outputs are dropped. The notebooks themselves are untouched (JupyterLab shows the code as usual).
+  "0%" line per epoch, so their outputs are dropped.
+
+The notebooks themselves are untouched (JupyterLab shows the code as usual).
 """
 from __future__ import annotations
 

@@ -95,7 +95,6 @@ def scratch_comparison(table: pd.DataFrame, labels: dict[str, str]) -> dict:
     gain = float(acc[best] - mean)
     return {"scratch_acc": mean, "n_scratch": len(scratch), "scratch_spread": spread, "best_kd": labels[best],
             "best_kd_acc": float(acc[best]), "kd_relation": "beats" if gain >= 0 else "trails", "kd_gain": abs(gain),
-            "kd_gain_signed": gain,
             "gain_vs_spread": ("more than" if abs(gain) > spread else "no more than") if len(scratch) > 1 else
                               "not comparable with (one seed only)"}
 
