@@ -192,3 +192,18 @@ def test_paper_dkd_arms_ramp_over_20_of_240_epochs_as_the_dkd_reference():
     for c in dkd.values():
         assert c.distill.warmup_epochs == pytest.approx(c.train.epochs * 20 / 240, abs=0.005)
     assert all(c.distill.warmup_epochs == 0 for n, c in configs.items() if n not in dkd)
+
+
+@pytest.mark.parametrize("section", ["04_kd_cifar", "05_dkd_sweep"])
+def test_deployment_builds_real_cpu_students_and_teachers_taken_from_section_01(section):
+    """Section 08 measures 04/05's models; in real-cpu some teachers are 01's (``from: params/{profile}/...``)."""
+    from fer_lib.report.deployment import section_models
+    from fer_lib.report.params import load_params, params_file
+
+    params = load_params(params_file(section, "real-cpu"))
+    models = section_models(params, section[:2], "real-cpu")
+    src = load_params("params/real-cpu/01_teachers.yaml")
+    archs = {name.split("[")[-1].rstrip("]") for name in models if "[" in name}
+    taken = {spec["teacher"] for spec in params["teachers"].values() if "from" in spec}
+    assert taken and {src["teachers"][t]["model"]["arch"] for t in taken} <= archs
+    assert any(name.endswith(f"student ({params['student']['arch']})") for name in models)

@@ -215,3 +215,31 @@ def test_ensemble_members_are_checked_for_every_ensemble_before_any_runs(tmp_pat
         ensemble_runs({"first": {"members": ["a", "b"]}, "second": {"members": ["a", "c"]}}, _fake_teachers(store),
                       store=store)
     assert not (tmp_path / "ensemble").exists()  # "first" was not computed either
+
+
+class _StubRun:
+    def __init__(self, logits=None, labels=None, metrics=None):
+        self._a = {"test_logits": logits, "test_labels": labels}
+        self.metrics = metrics or {}
+
+    def arrays(self):
+        return self._a
+
+
+def test_member_diversity_hand_worked():
+    """Five images, labels 0..4 (one-hot logits of the predictions); A right on 0,1,2; B right on 0,3; C on 0,1."""
+    from fer_lib.report.ensembles import member_diversity
+
+    y = np.array([0, 1, 2, 3, 4])
+    runs = {k: _StubRun(np.eye(5)[np.array(p)], y) for k, p in
+            {"A": [0, 1, 2, 0, 0], "B": [0, 0, 0, 3, 1], "C": [0, 1, 0, 0, 2]}.items()}
+    ens = {"AB": _StubRun(metrics={"test": {"accuracy": 0.6}}), "ABC": _StubRun(metrics={"test": {"accuracy": 0.6}})}
+    df = member_diversity({"AB": ["A", "B"], "ABC": ["A", "B", "C"]}, runs, ens)
+    ab, abc = df.loc["AB"], df.loc["ABC"]
+    assert ab["best member acc"] == 0.6 and ab["ensemble acc"] == 0.6
+    # A and B differ on images 1, 2, 3, 4 -> 4/5; A's errors (3, 4): B is right on 3 -> 1 of 2 shared; oracle 4/5
+    assert ab["disagreement"] == pytest.approx(0.8) and ab["shared errors"] == pytest.approx(0.5)
+    assert ab["oracle acc"] == pytest.approx(0.8)
+    # pairs AB 4/5, AC (images 2, 4) 2/5, BC (1, 3, 4) 3/5 -> mean 0.6; A's errors 3, 4: shared by B and C on 4 only
+    assert abc["disagreement"] == pytest.approx(0.6) and abc["shared errors"] == pytest.approx(0.5)
+    assert abc["oracle acc"] == pytest.approx(0.8)

@@ -22,6 +22,8 @@ def test_a_timm_tag_without_network_names_the_tag_and_how_to_supply_it(monkeypat
     assert "timm.create_model('resnet18.a1_in1k', pretrained=True)" in msg and "model.pretrained_file" in msg
     src = weight_source("resnet18", "resnet18.a1_in1k")
     assert src.kind == "timm" and not src.available and "needs a network" in src.detail
+    assert (src.tag, src.words) == ("resnet18.a1_in1k", "ImageNet weights (resnet18.a1_in1k)")
+    assert (weight_source("resnet18").tag, weight_source("resnet18").words) == ("random", "random weights")
 
 
 def test_unknown_or_mismatched_tags_are_refused():
@@ -42,6 +44,7 @@ def test_a_local_file_loads_into_the_backbone(tmp_path):
     assert weight_source("test_resnet", None, str(tmp_path / "w.safetensors")).available
     missing = weight_source("test_resnet", None, str(tmp_path / "none.safetensors"))
     assert missing.kind == "file" and not missing.available and missing.detail == "MISSING"
+    assert missing.tag == "none.safetensors" and missing.words == f"weights from {tmp_path / 'none.safetensors'}"
     with pytest.raises(ConfigError, match="model.pretrained_file: no such file"):
         create_model(ModelConfig(arch="test_resnet", pretrained_file=str(tmp_path / "none.safetensors")), 7)
 

@@ -45,6 +45,17 @@ class WeightSource:
     def describe(self) -> str:
         return "random initialisation" if self.kind == "random" else f"{self.kind} {self.name} ({self.detail})"
 
+    @property
+    def tag(self) -> str:
+        """For a table cell: ``random``, the timm tag, or the file's name."""
+        return "random" if self.kind == "random" else self.name.rsplit("/", 1)[-1]
+
+    @property
+    def words(self) -> str:
+        """For prose: ``random weights``, ``ImageNet weights (<timm name>)`` or ``weights from <file>``."""
+        return {"random": "random weights", "timm": f"ImageNet weights ({self.name})"}.get(
+            self.kind, f"weights from {self.name}")
+
 
 def weight_source(arch: str, pretrained: str | None = None, pretrained_file: str | None = None) -> WeightSource:
     if pretrained_file:

@@ -18,12 +18,9 @@ def encoder_init(model_cfg) -> str:
     """How the two encoders start, in words: the weights named in the parameters, or random."""
     from ..models.weights import weight_source
 
-    parts = []
-    for m in ("audio", "visual"):
-        src = weight_source(getattr(model_cfg, f"{m}_arch"), getattr(model_cfg, f"{m}_pretrained"),
-                            getattr(model_cfg, f"{m}_pretrained_file"))
-        parts.append(f"{m}: " + ("random initialisation" if src.kind == "random" else f"ImageNet weights {src.name}"))
-    return "; ".join(parts)
+    return "; ".join(f"{m}: " + weight_source(getattr(model_cfg, f"{m}_arch"), getattr(model_cfg, f"{m}_pretrained"),
+                                              getattr(model_cfg, f"{m}_pretrained_file")).words
+                     for m in ("audio", "visual"))
 
 
 def _agg(values: list[float]) -> tuple[float, float]:

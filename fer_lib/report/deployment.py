@@ -52,16 +52,17 @@ def ensemble_model(members: list[torch.nn.Module], weights) -> ProbabilityEnsemb
     return ProbabilityEnsemble(members, weights).eval()
 
 
-def section_models(params: dict, section: str) -> dict[str, tuple[torch.nn.Module, tuple[int, ...]]]:
+def section_models(params: dict, section: str, profile: str | None = None) -> dict[str, tuple[torch.nn.Module, tuple[int, ...]]]:
     """Untrained instances of the teachers and the student a distillation section's ``params`` define (size and
-    speed do not depend on the weights), keyed ``"<section>: <label>"``."""
+    speed do not depend on the weights), keyed ``"<section>: <label>"``; ``profile`` fills the ``{profile}`` of a
+    teacher taken ``from`` section 01."""
     from ..config import ModelConfig, TrainConfig, from_dict
     from ..data import num_classes
     from ..tasks import teacher_configs
 
     n = num_classes(params["data"])
     out = {}
-    for cfg in teacher_configs(params["data"], params["teacher_train"], params["teachers"]).values():
+    for cfg in teacher_configs(params["data"], params["teacher_train"], params["teachers"], profile).values():
         out[f"{section}: {cfg.display_name}"] = (create_model(cfg.model, n).eval(),
                                          (cfg.model.in_chans, cfg.train.img_size, cfg.train.img_size))
     m = from_dict(ModelConfig, params["student"], "student")

@@ -127,9 +127,5 @@ def initialisation(configs: dict) -> str:
     this profile chose)."""
     from ..models.weights import weight_source
 
-    parts = []
-    for c in configs.values():
-        src = weight_source(c.model.arch, c.model.pretrained, c.model.pretrained_file)
-        parts.append(f"{c.name}: " + ("random weights" if src.kind == "random" else
-                                      f"ImageNet weights ({src.name if src.kind == 'timm' else 'a local file'})"))
-    return "; ".join(parts)
+    return "; ".join(f"{c.name}: {weight_source(c.model.arch, c.model.pretrained, c.model.pretrained_file).words}"
+                     for c in configs.values())

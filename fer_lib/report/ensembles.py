@@ -73,3 +73,29 @@ def seed_ece_facts(seed: dict) -> dict:
     return {"seed_ens_ece": pair["ece"], "seed_ens_acc": pair["accuracy"],
             "seed_acc_minus_ece": pair["accuracy"] - pair["ece"], "seed_cal_ece": seed["calibration"]["ensemble"]["ece"],
             "seed_member_ece_min": min(members), "seed_member_ece_max": max(members)}
+
+
+def member_diversity(ensembles: dict[str, list[str]], member_runs: dict[str, Run], ens_runs: dict[str, Run],
+                     split: str = "test") -> pd.DataFrame:
+    """Why an ensemble can or cannot beat its best member (Kuncheva & Whitaker's diversity measures).
+
+    Per ensemble, on ``split``: the best member's accuracy; the ensemble's; the mean pairwise *disagreement*
+    (fraction of images where two members' argmax differ); the *shared errors*, the fraction of the best
+    member's errors that every other member also gets wrong (no weighting can fix those); and the *oracle*
+    accuracy, the fraction where at least one member is right (the ceiling of any fusion of argmaxes).
+    """
+    rows = {}
+    for name, members in ensembles.items():
+        arrays = [member_runs[m].arrays() for m in members]
+        y = arrays[0][f"{split}_labels"]
+        pred = np.stack([a[f"{split}_logits"].argmax(1) for a in arrays])
+        right = pred == y
+        best = int(right.mean(1).argmax())
+        pairs = [(i, j) for i in range(len(members)) for j in range(i + 1, len(members))]
+        wrong_best = ~right[best]
+        others_wrong = (~np.delete(right, best, axis=0)).all(0)
+        rows[name] = {"best member acc": float(right[best].mean()), "ensemble acc": ens_runs[name].metrics[split]["accuracy"],
+                      "disagreement": float(np.mean([(pred[i] != pred[j]).mean() for i, j in pairs])),
+                      "shared errors": float((wrong_best & others_wrong).sum() / max(wrong_best.sum(), 1)),
+                      "oracle acc": float(right.any(0).mean())}
+    return pd.DataFrame(rows).T

@@ -30,8 +30,7 @@ def run_summary(runs: dict[str, Run], configs: dict) -> pd.DataFrame:
 def _init(model_cfg) -> str:
     from ..models.weights import weight_source
 
-    src = weight_source(model_cfg.arch, model_cfg.pretrained, model_cfg.pretrained_file)
-    return "random" if src.kind == "random" else src.name.rsplit("/", 1)[-1]
+    return weight_source(model_cfg.arch, model_cfg.pretrained, model_cfg.pretrained_file).tag
 
 
 def _kw(d: dict) -> str:
