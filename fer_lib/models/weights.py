@@ -57,6 +57,13 @@ class WeightSource:
             self.kind, f"weights from {self.name}")
 
 
+def weights_of(cfg, prefix: str = "") -> WeightSource:
+    """The ``WeightSource`` of a model config: its ``arch``, ``pretrained`` and ``pretrained_file`` fields, or the
+    ``<prefix>``-named ones (``audio_`` / ``visual_`` of the audio-visual model)."""
+    return weight_source(getattr(cfg, f"{prefix}arch"), getattr(cfg, f"{prefix}pretrained"),
+                         getattr(cfg, f"{prefix}pretrained_file"))
+
+
 def weight_source(arch: str, pretrained: str | None = None, pretrained_file: str | None = None) -> WeightSource:
     if pretrained_file:
         from .. import paths

@@ -16,11 +16,9 @@ Runs = dict[str, dict[int, Run]]
 
 def encoder_init(model_cfg) -> str:
     """How the two encoders start, in words: the weights named in the parameters, or random."""
-    from ..models.weights import weight_source
+    from ..models.weights import weights_of
 
-    return "; ".join(f"{m}: " + weight_source(getattr(model_cfg, f"{m}_arch"), getattr(model_cfg, f"{m}_pretrained"),
-                                              getattr(model_cfg, f"{m}_pretrained_file")).words
-                     for m in ("audio", "visual"))
+    return "; ".join(f"{m}: {weights_of(model_cfg, f'{m}_').words}" for m in ("audio", "visual"))
 
 
 def _agg(values: list[float]) -> tuple[float, float]:

@@ -50,25 +50,22 @@ def _random_weights(cfg):
 
 
 def _weights(cfg) -> str:
-    from ..models.weights import weight_source
+    from ..models.weights import weights_of
 
     if isinstance(cfg, ModelConfig):
-        return weight_source(cfg.arch, cfg.pretrained, cfg.pretrained_file).describe()
+        return weights_of(cfg).describe()
     if isinstance(cfg, AVModelConfig):
-        a = weight_source(cfg.audio_arch, cfg.audio_pretrained, cfg.audio_pretrained_file).describe()
-        v = weight_source(cfg.visual_arch, cfg.visual_pretrained, cfg.visual_pretrained_file).describe()
-        return f"audio: {a}; visual: {v}"
+        return f"audio: {weights_of(cfg, 'audio_').describe()}; visual: {weights_of(cfg, 'visual_').describe()}"
     return "random initialisation (trained from scratch)"
 
 
 def _weights_missing(cfg) -> bool:
-    from ..models.weights import weight_source
+    from ..models.weights import weights_of
 
     if isinstance(cfg, ModelConfig):
-        return not weight_source(cfg.arch, cfg.pretrained, cfg.pretrained_file).available
+        return not weights_of(cfg).available
     if isinstance(cfg, AVModelConfig):
-        return not (weight_source(cfg.audio_arch, cfg.audio_pretrained, cfg.audio_pretrained_file).available
-                    and weight_source(cfg.visual_arch, cfg.visual_pretrained, cfg.visual_pretrained_file).available)
+        return not (weights_of(cfg, "audio_").available and weights_of(cfg, "visual_").available)
     return False
 
 

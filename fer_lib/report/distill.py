@@ -125,7 +125,6 @@ def dkd_headline(table: pd.DataFrame, sruns: dict[str, Run], truns: dict[str, Ru
 def initialisation(configs: dict) -> str:
     """How the teachers of ``configs`` start, in words (the seed is silent for 002's teachers: the text says what
     this profile chose)."""
-    from ..models.weights import weight_source
+    from ..models.weights import weights_of
 
-    return "; ".join(f"{c.name}: {weight_source(c.model.arch, c.model.pretrained, c.model.pretrained_file).words}"
-                     for c in configs.values())
+    return "; ".join(f"{c.name}: {weights_of(c.model).words}" for c in configs.values())

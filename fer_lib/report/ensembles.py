@@ -84,11 +84,11 @@ def member_diversity(ensembles: dict[str, list[str]], member_runs: dict[str, Run
     member's errors that every other member also gets wrong (no weighting can fix those); and the *oracle*
     accuracy, the fraction where at least one member is right (the ceiling of any fusion of argmaxes).
     """
+    arrays = {m: member_runs[m].arrays() for m in {m for members in ensembles.values() for m in members}}
     rows = {}
     for name, members in ensembles.items():
-        arrays = [member_runs[m].arrays() for m in members]
-        y = arrays[0][f"{split}_labels"]
-        pred = np.stack([a[f"{split}_logits"].argmax(1) for a in arrays])
+        y = arrays[members[0]][f"{split}_labels"]
+        pred = np.stack([arrays[m][f"{split}_logits"].argmax(1) for m in members])
         right = pred == y
         best = int(right.mean(1).argmax())
         pairs = [(i, j) for i in range(len(members)) for j in range(i + 1, len(members))]

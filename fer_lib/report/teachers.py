@@ -17,20 +17,16 @@ def results_table(runs: dict[str, Run], split: str = "test", metrics=HEADLINE) -
 
 def run_summary(runs: dict[str, Run], configs: dict) -> pd.DataFrame:
     """Architecture actually trained, parameters, epochs run and best epoch per teacher."""
+    from ..models.weights import weights_of
+
     rows = {}
     for name, r in runs.items():
         cfg = configs[name]
         rows[name] = {"arch": cfg.model.arch, "timm overrides": _kw(cfg.model.model_kwargs), "head": cfg.model.head,
-                      "weights": _init(cfg.model), "TTA": cfg.model.tta,
+                      "weights": weights_of(cfg.model).tag, "TTA": cfg.model.tta,
                       "params (M)": r.metrics["params"] / 1e6, "img size": cfg.train.img_size,
                       "epochs run": r.metrics["epochs_run"], "best epoch (val macro-F1)": r.metrics["best_epoch"]}
     return pd.DataFrame(rows).T
-
-
-def _init(model_cfg) -> str:
-    from ..models.weights import weight_source
-
-    return weight_source(model_cfg.arch, model_cfg.pretrained, model_cfg.pretrained_file).tag
 
 
 def _kw(d: dict) -> str:
