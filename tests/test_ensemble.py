@@ -243,3 +243,21 @@ def test_member_diversity_hand_worked():
     # pairs AB 4/5, AC (images 2, 4) 2/5, BC (1, 3, 4) 3/5 -> mean 0.6; A's errors 3, 4: shared by B and C on 4 only
     assert abc["disagreement"] == pytest.approx(0.6) and abc["shared errors"] == pytest.approx(0.5)
     assert abc["oracle acc"] == pytest.approx(0.8)
+
+
+def test_ece_artefact_demo_drops_the_arcface_scale_only_from_arcface_members():
+    """One image of class 0. ArcFace member A: cosines (0.5, -0.5) at s 30 -> logits (15, -15); linear member B:
+    logits (ln 3, 0) -> p0 = 3/4 with or without any scale. Equal weights.
+    (a) p0 = (sigmoid(30) + 3/4) / 2 ~ 0.875; (b) A at s 1: p0 = sigmoid(1) = 0.731059 -> (0.731059 + 0.75) / 2."""
+    from fer_lib.report.ensembles import ece_artefact_demo
+
+    y = np.array([0])
+    a, b = _StubRun(np.array([[15.0, -15.0]]), y), _StubRun(np.array([[np.log(3.0), 0.0]]), y)
+    df = ece_artefact_demo([a, b], [0.5, 0.5], [30.0, 1.0])
+    conf = df["mean confidence"].to_numpy()
+    assert conf[0] == pytest.approx((1 / (1 + np.exp(-30.0)) + 0.75) / 2, abs=1e-9)
+    assert conf[1] == pytest.approx((1 / (1 + np.exp(-1.0)) + 0.75) / 2, abs=1e-9)
+    assert df["accuracy"].tolist() == [1.0, 1.0]
+    assert df["ECE (15 bins)"].to_numpy() == pytest.approx(1 - conf)  # one image: |accuracy - confidence|
+    with pytest.raises(ValueError, match=r"^scales: expected one per member \(2\), got 1"):
+        ece_artefact_demo([a, b], [0.5, 0.5], [30.0])

@@ -42,20 +42,24 @@ def recall_confusion(cm: np.ndarray) -> np.ndarray:
     return cm / np.clip(cm.sum(1, keepdims=True), 1, None)
 
 
-def ece_artefact_demo(member_runs: list[Run], weights, scale: float, split: str = "test") -> pd.DataFrame:
+def ece_artefact_demo(member_runs: list[Run], weights, scales: list[float], split: str = "test") -> pd.DataFrame:
     """How a fused ensemble's ECE depends on which "probabilities" are averaged.
 
-    Rows: (a) softmax of each member's classifying logits (s cos theta), fused and normalised
-    (what this report uses); (b) the same weights applied to softmax(cos theta), i.e. the
-    ArcFace cosines *without* the scale s -- near-uniform confidences, so ECE ~ accuracy minus
-    the mean confidence, the pattern of the seed's 0.627 at 0.805 accuracy.
+    Rows: (a) softmax of each member's classifying logits (s cos theta for an ArcFace head), fused and
+    normalised (what this report uses); (b) the same weights applied to softmax(logits / scale), with
+    ``scales[i]`` member i's ArcFace scale s (1 for a linear head, whose logits stay as they are): the
+    ArcFace cosines *without* the scale -- near-uniform confidences, so ECE ~ accuracy minus the mean
+    confidence, the pattern of the seed's 0.627 at 0.805 accuracy.
     """
+    if len(scales) != len(member_runs):
+        raise ValueError(f"scales: expected one per member ({len(member_runs)}), got {len(scales)}")
     arrays = [r.arrays() for r in member_runs]
     y = arrays[0][f"{split}_labels"]
     z = [a[f"{split}_logits"] for a in arrays]
     variants = {
         "(a) softmax(s·cos θ), fused, normalised": fuse_probs([softmax(x) for x in z], weights),
-        "(b) softmax(cos θ) (scale s dropped), fused": fuse_probs([softmax(x / scale) for x in z], weights),
+        "(b) softmax(cos θ) (ArcFace scale s dropped), fused": fuse_probs([softmax(x / s) for x, s in zip(z, scales)],
+                                                                          weights),
     }
     rows = {}
     for name, p in variants.items():
