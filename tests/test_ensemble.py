@@ -261,3 +261,11 @@ def test_ece_artefact_demo_drops_the_arcface_scale_only_from_arcface_members():
     assert df["ECE (15 bins)"].to_numpy() == pytest.approx(1 - conf)  # one image: |accuracy - confidence|
     with pytest.raises(ValueError, match=r"^scales: expected one per member \(2\), got 1"):
         ece_artefact_demo([a, b], [0.5, 0.5], [30.0])
+
+
+def test_logit_scale_is_arcface_s_for_an_arcface_head_and_1_for_a_linear_one():
+    from fer_lib.config import ModelConfig
+
+    assert ModelConfig(head="arcface", arcface_s=16.0).logit_scale == 16.0
+    assert ModelConfig(head="linear", arcface_s=16.0).logit_scale == 1.0
+    assert "logit_scale" not in ModelConfig().__dataclass_fields__  # derived, not part of a run's key

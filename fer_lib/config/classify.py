@@ -74,6 +74,11 @@ class ModelConfig:
         if not self.arch:
             raise FieldError("arch", "expected a model name, got an empty string")
 
+    @property
+    def logit_scale(self) -> float:
+        """What the classifying logits are scaled by: ArcFace's s (logits = s cos theta), 1 for a linear head."""
+        return self.arcface_s if self.head == "arcface" else 1.0
+
 
 # ----------------------------------------------------------------------------- training
 @dataclass(frozen=True)
