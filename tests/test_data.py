@@ -797,3 +797,52 @@ def test_synthetic_av_clip_is_deterministic_one_identity_and_its_voice_follows_t
     assert loud["angry"] > loud["neutral"] > loud["sad"]
     with pytest.raises(ValueError, match="FER_CLASSES"):
         synthetic_av_clip(7, seed=0)
+
+
+# ============================================================================ replayable per-sample views
+def test_seeded_draws_like_manual_seed_and_restores_every_rng():
+    """``seeded`` gives the CPU draws of ``torch.manual_seed`` (the reference) and leaves torch, numpy and
+    python RNG streams where they were."""
+    import random
+
+    import torch
+
+    from fer_lib.data.dataset import seeded
+
+    def seed_all(s):
+        torch.manual_seed(s)
+        np.random.seed(s)
+        random.seed(s)
+
+    def draw():
+        return torch.rand(5).tolist() + np.random.rand(3).tolist() + [random.random()]
+
+    seed_all(123)
+    with seeded(42):
+        inside = draw()
+    after = draw()
+    seed_all(123)
+    assert after == draw()  # the block did not move the outer streams
+    seed_all(42)
+    assert inside == draw()  # and drew what the reference seeding draws
+
+
+def test_epoch_views_replay_whatever_else_draws():
+    """After ``set_epoch``, image i's augmented view depends on (seed, epoch, i) only: the same in any order and
+    after unrelated draws, different in the next epoch."""
+    import torch
+    from torchvision.transforms import v2
+
+    from fer_lib.data import ImageArrayDataset
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(6, 16, 16), dtype=np.uint8)
+    ds = ImageArrayDataset(images, np.zeros(6, dtype=np.int64),
+                           transform=v2.Compose([v2.RandomResizedCrop(12, scale=(0.3, 1.0), antialias=True),
+                                                 v2.RandomHorizontalFlip()]))
+    ds.set_epoch(0, 1)
+    first = [ds[i][0] for i in range(6)]
+    torch.rand(1000)
+    again = [ds[i][0] for i in reversed(range(6))][::-1]
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
+    ds.set_epoch(0, 2)
+    assert not all(torch.equal(a, ds[i][0]) for i, a in enumerate(first))
