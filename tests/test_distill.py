@@ -207,3 +207,30 @@ def test_deployment_builds_real_cpu_students_and_teachers_taken_from_section_01(
     taken = {spec["teacher"] for spec in params["teachers"].values() if "from" in spec}
     assert taken and {src["teachers"][t]["model"]["arch"] for t in taken} <= archs
     assert any(name.endswith(f"student ({params['student']['arch']})") for name in models)
+
+
+# ============================================================================ the numbers 04/05's prose cites
+def test_dkd_headline_reads_differences_against_the_scratch_seed_spread():
+    """Hand-worked: scratch seeds 0.30 and 0.34 (mean 0.32, spread 0.04); v4 at 0.40 is +0.08, more than the
+    spread; β 8 -> 2 moves 0.33 -> 0.35 (+0.02), no more than it; a single scratch seed is not comparable."""
+    import pandas as pd
+
+    from fer_lib.report.distill import against_spread, dkd_headline
+
+    class R:
+        def __init__(self, acc):
+            self.metrics = {"test": {"accuracy": acc}}
+
+    table = pd.DataFrame({"accuracy": [0.30, 0.34, 0.31, 0.30, 0.33, 0.35, 0.40],
+                          "method": ["none", "none", "kd", "kd", "dkd", "dkd", "kd"],
+                          "retention": [np.nan, np.nan, 0.8, 0.75, 0.8, 0.85, 0.6]},
+                         index=["scratch", "scratch_s1", "v1", "v2", "v3", "v3_1", "v4"])
+    labels = {n: n.upper() for n in table.index}
+    h = dkd_headline(table, {}, {"teacher": R(0.4), "teacher_strong": R(0.6)}, labels)
+    assert h["scratch_acc"] == pytest.approx(0.32) and h["scratch_spread"] == pytest.approx(0.04)
+    assert h["best_kd"] == "V4" and h["kd_gain"] == pytest.approx(0.08) and h["gain_vs_spread"] == "more than"
+    assert h["beta_relation"] == "raises" and h["beta_gain"] == pytest.approx(0.02)
+    assert h["beta_vs_spread"] == "no more than"
+    assert h["v4_minus_v2"] == pytest.approx(0.10) and h["v2_minus_v1"] == pytest.approx(-0.01)
+    assert against_spread(-0.05, 0.04, 2) == "more than"
+    assert against_spread(0.05, 0.04, 1).startswith("not comparable")

@@ -84,6 +84,14 @@ def retention_bars(table: pd.DataFrame, seed: pd.Series | None, labels: dict[str
     return ax.figure
 
 
+def against_spread(delta: float, spread: float, n_seeds: int) -> str:
+    """How a difference between two arms reads against seed noise: "more than" when ``|delta|`` exceeds the spread
+    (max - min) between the training seeds of the student from scratch, else "no more than"."""
+    if n_seeds < 2:
+        return "not comparable with (one seed only)"
+    return "more than" if abs(delta) > spread else "no more than"
+
+
 def scratch_comparison(table: pd.DataFrame, labels: dict[str, str]) -> dict:
     """The students from scratch (method none, one per training seed) against the best distilled arm: the gain is
     called larger than the noise when it exceeds the spread (max - min) between the scratch seeds."""
@@ -95,8 +103,7 @@ def scratch_comparison(table: pd.DataFrame, labels: dict[str, str]) -> dict:
     gain = float(acc[best] - mean)
     return {"scratch_acc": mean, "n_scratch": len(scratch), "scratch_spread": spread, "best_kd": labels[best],
             "best_kd_acc": float(acc[best]), "kd_relation": "beats" if gain >= 0 else "trails", "kd_gain": abs(gain),
-            "gain_vs_spread": ("more than" if abs(gain) > spread else "no more than") if len(scratch) > 1 else
-                              "not comparable with (one seed only)"}
+            "gain_vs_spread": against_spread(gain, spread, len(scratch))}
 
 
 def kd_headline(table: pd.DataFrame, labels: dict[str, str]) -> dict:
@@ -115,9 +122,12 @@ def dkd_headline(table: pd.DataFrame, sruns: dict[str, Run], truns: dict[str, Ru
     """Numbers section 05's prose cites."""
     acc = table["accuracy"].astype(float)
     beta_gain = acc["v3_1"] - acc["v3"]
-    return {**scratch_comparison(table, labels), "v2_acc": acc["v2"], "v2_ret": table.loc["v2", "retention"],
+    scratch = scratch_comparison(table, labels)
+    return {**scratch, "v2_acc": acc["v2"], "v2_ret": table.loc["v2", "retention"],
             "v3_acc": acc["v3"], "v3_1_acc": acc["v3_1"], "beta_relation": "raises" if beta_gain >= 0 else "lowers",
-            "beta_gain": abs(beta_gain), "v4_minus_v2": acc["v4"] - acc["v2"], "v2_minus_v1": acc["v2"] - acc["v1"],
+            "beta_gain": abs(beta_gain),
+            "beta_vs_spread": against_spread(beta_gain, scratch["scratch_spread"], scratch["n_scratch"]),
+            "v4_minus_v2": acc["v4"] - acc["v2"], "v2_minus_v1": acc["v2"] - acc["v1"],
             "teacher_acc": truns["teacher"].metrics["test"]["accuracy"],
             "strong_teacher_acc": truns["teacher_strong"].metrics["test"]["accuracy"]}
 
