@@ -160,3 +160,44 @@ def test_vit_revisit_headline_signs_and_initialisation():
     assert h["v_llrd_direction"] == "raises" and h["v_llrd_delta"] == pytest.approx(0.03)
     assert h["vit_init"].startswith("random weights")
     assert "v_llrd_delta" not in headline(table.drop(("v", "revisit + LLRD")), ["v"], {"v": "ViT"})
+    assert h["v_change"] == "lowers ViT's macro-F1 by 0.050"
+
+
+def test_vit_revisit_headline_equal_arms_and_frozen_backbone_checkpoints():
+    import pandas as pd
+
+    from fer_lib.report.vit_revisit import arm_configs, headline
+    from fer_lib.tasks import teacher_configs
+
+    idx = pd.MultiIndex.from_tuples([("v", "initial"), ("v", "revisit"), ("v", "revisit + LLRD")])
+    base = teacher_configs({"n_train": 10}, {"epochs": 3}, {"v": {"model": {"arch": "test_vit"}}})
+    rev = {"freeze_backbone_epochs": 1}
+    cfgs = arm_configs(base, ["v"], {"initial": {}, "revisit": rev, "revisit + LLRD": {**rev, "layer_decay": 0.75}})
+    # both revisit arms chose epoch 1, inside the frozen-backbone phase: the same head-only checkpoint
+    table = pd.DataFrame({"macro_f1": [0.087, 0.169, 0.169], "best_epoch": [2, 1, 1]}, index=idx)
+    h = headline(table, ["v"], {"v": "ViT"}, cfgs)
+    assert h["v_llrd_direction"] == "leaves"
+    assert h["v_llrd_change"].startswith("leaves ViT's macro-F1 unchanged at 0.169 (both arms' best checkpoints")
+    assert h["v_change"] == "raises ViT's macro-F1 by 0.082"
+    # a checkpoint chosen after the backbone was unfrozen: no such explanation
+    table.loc[("v", "revisit + LLRD"), "best_epoch"] = 3
+    assert "frozen" not in headline(table, ["v"], {"v": "ViT"}, cfgs)["v_llrd_change"]
+
+
+def test_seed_beside_keeps_a_multiindex_and_schedule_epochs_are_integers():
+    import pandas as pd
+
+    from fer_lib.report import seed_beside
+    from fer_lib.report.vit_revisit import arm_configs, schedule_table
+    from fer_lib.tasks import teacher_configs
+
+    idx = pd.MultiIndex.from_tuples([("a", "x"), ("a", "y")], names=["model", "arm"])
+    ours = pd.DataFrame({"accuracy": [0.5, 0.6]}, index=idx)
+    seed = pd.DataFrame({"accuracy": [0.7]}, index=pd.MultiIndex.from_tuples([("a", "x")], names=["model", "arm"]))
+    out = seed_beside(ours, seed, "smoke")
+    assert isinstance(out.index, pd.MultiIndex) and list(out.index.names) == ["model", "arm"]
+    assert out.loc[("a", "x"), ("accuracy", "seed")] == 0.7 and pd.isna(out.loc[("a", "y"), ("accuracy", "seed")])
+    base = teacher_configs({"n_train": 10}, {"epochs": 5, "warmup_epochs": 1.0}, {"v": {"model": {"arch": "test_vit"}}})
+    sched = schedule_table(arm_configs(base, ["v"], {"initial": {}, "revisit + LLRD": {"layer_decay": 0.75}}))
+    assert sched["epochs"].dtype.kind == "i" and sched["warmup_epochs"].dtype.kind == "i"
+    assert sched["layer_decay"].dtype.kind == "f" and sched.loc[("v", "revisit + LLRD"), "layer_decay"] == 0.75

@@ -15,7 +15,9 @@ def seed_beside(ours: pd.DataFrame, seed: pd.DataFrame, profile: str, metrics: l
     for m in metrics:
         cols[(names or {}).get(m, m), "seed"] = seed.reindex(rows)[m] if m in seed else np.nan
         cols[(names or {}).get(m, m), ours_label] = ours.reindex(rows)[m] if m in ours else np.nan
-    out = pd.DataFrame(cols, index=rows)
+    index = (pd.MultiIndex.from_tuples(rows, names=ours.index.names) if isinstance(ours.index, pd.MultiIndex)
+             else pd.Index(rows, name=ours.index.name))
+    out = pd.DataFrame(cols, index=index)
     out.columns = pd.MultiIndex.from_tuples(out.columns, names=["metric", "source"])
     return out
 

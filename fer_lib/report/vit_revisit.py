@@ -23,8 +23,14 @@ def arm_configs(base: dict[str, TeacherRunConfig], vits: list[str], arms: dict[s
 
 
 def schedule_table(configs: dict) -> pd.DataFrame:
+    """One row per (model, arm); epoch counts that are whole numbers are shown as integers."""
     rows = {(v, arm): {k: getattr(c.train, k) for k in SCHEDULE_KEYS} for (v, arm), c in configs.items()}
-    return pd.DataFrame(rows).T.rename_axis(["model", "arm"])
+    df = pd.DataFrame.from_dict(rows, orient="index")
+    for col in df:
+        x = pd.to_numeric(df[col], errors="coerce")
+        if x.notna().all() and (x % 1 == 0).all():
+            df[col] = x.astype(int)
+    return df.rename_axis(["model", "arm"])
 
 
 def comparison(runs: dict[tuple, Run], classes, split: str = "test") -> pd.DataFrame:
@@ -56,15 +62,21 @@ def headline(table: pd.DataFrame, vits, labels, configs: dict | None = None, ini
     table has the LLRD arm, its change against the plain revisit and how the ViTs were initialised (LLRD is a
     fine-tuning device: it keeps pretrained lower layers near their weights, and from random weights it only
     slows them down)."""
-    def change(prefix, new, old):
-        d = table.loc[new, "macro_f1"] - table.loc[old, "macro_f1"]
-        return {f"{prefix}_delta": abs(d), f"{prefix}_direction": "raises" if d > 0 else "lowers"}
+    def change(prefix, label, new, old, why=""):
+        a, b = table.loc[new, "macro_f1"], table.loc[old, "macro_f1"]
+        d = a - b
+        if round(abs(d), 3) == 0:
+            direction, phrase = "leaves", f"leaves {label}'s macro-F1 unchanged at {a:.3f}{why}"
+        else:
+            direction = "raises" if d > 0 else "lowers"
+            phrase = f"{direction} {label}'s macro-F1 by {abs(d):.3f}{why}"
+        return {f"{prefix}_delta": abs(d), f"{prefix}_direction": direction, f"{prefix}_change": phrase}
 
     out = {}
     for v in vits:
-        out.update(change(v, (v, revisit), (v, initial)), **{f"{v}_label": labels[v]})
+        out.update(change(v, labels[v], (v, revisit), (v, initial)), **{f"{v}_label": labels[v]})
         if (v, llrd) in table.index:
-            out.update(change(f"{v}_llrd", (v, llrd), (v, revisit)))
+            out.update(change(f"{v}_llrd", labels[v], (v, llrd), (v, revisit), _frozen_note(table, configs, v, revisit, llrd)))
     if configs is not None:
         pretrained = [bool(c.model.pretrained_file or c.model.pretrained) for c in configs.values()]
         if all(pretrained):
@@ -75,3 +87,15 @@ def headline(table: pd.DataFrame, vits, labels, configs: dict | None = None, ini
         else:
             out["vit_init"] = "pretrained weights for some arms only"
     return out
+
+
+def _frozen_note(table: pd.DataFrame, configs: dict | None, v: str, revisit: str, llrd: str) -> str:
+    """Why LLRD can leave a result untouched: when both arms' checkpoints (chosen on validation) come from the
+    frozen-backbone epochs, only the head had trained, and LLRD scales only the backbone's learning rates."""
+    if configs is None or "best_epoch" not in table.columns:
+        return ""
+    frozen = configs[v, llrd].train.freeze_backbone_epochs
+    if all(table.loc[(v, a), "best_epoch"] <= frozen for a in (revisit, llrd)):
+        return (" (both arms' best checkpoints on validation come from the frozen-backbone epochs, where only the "
+                "head trains and LLRD, which scales the backbone's learning rates, has nothing to act on)")
+    return ""
