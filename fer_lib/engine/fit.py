@@ -157,13 +157,15 @@ def fit(task: nn.Module, train_set: Dataset, train_labels: np.ndarray, val_set: 
 
     ``train_tf`` / ``eval_tf`` are batched on-device input transforms (augmentation, normalisation).
     ``frozen_params`` (e.g. the backbone) get no update for ``cfg.freeze_backbone_epochs``.
-    Re-running with the same ``workdir`` resumes from ``workdir/last.pt``. ``run_name`` names the run in errors.
+    Re-running with the same ``workdir`` resumes from ``workdir/last.pt``. ``run_name`` (e.g. ``student 'm1'``)
+    labels the progress bar and, with the workdir's name (the run's key), the errors.
     """
     if evaluate is None and (val_set is None or score is None):
         raise ValueError("fit: pass either val_set and score, or evaluate")
-    run_name = run_name or Path(workdir).name
     env = env or DistEnv.from_env()
     dev, workdir = env.device, Path(workdir)
+    bar_name = run_name or "epochs"
+    run_name = f"{run_name} ({workdir.name})" if run_name else workdir.name
     use_cl = cfg.channels_last and dev.type == "cuda"
     task.to(dev)
     for tf in (train_tf, eval_tf):
@@ -218,7 +220,7 @@ def fit(task: nn.Module, train_set: Dataset, train_labels: np.ndarray, val_set: 
     frozen = list(frozen_params or [])
     modify_grads, after_step = getattr(task, "modify_grads", None), getattr(task, "after_step", None)
     last_finite = "none yet (the first step)"
-    bar = tqdm(range(start, cfg.epochs), desc="epochs", disable=not (progress and env.is_main),
+    bar = tqdm(range(start, cfg.epochs), desc=bar_name, disable=not (progress and env.is_main),
                initial=start, total=cfg.epochs)
     for epoch in bar:
         t0 = time.perf_counter()

@@ -200,7 +200,7 @@ def train_av(cfg: AVRunConfig, store: RunStore | None = None, data: AVClips | No
             return av_metrics(z, sets["val"].labels, data.classes)
 
         result = fit(task, sets["train"], sets["train"].labels, None, cfg.train, scratch, None, len(data.classes),
-                     env=e, progress=progress, run_name=f"{KIND} '{cfg.name}' ({scratch.name})",
+                     env=e, progress=progress, run_name=f"{KIND} '{cfg.name}'",
                      evaluate=lambda m: score(predict(WithHalves(m), sets["val"], cfg.train.eval_batch_size, e,
                                                       cfg.train.amp, False, 0)))
         load_weights(model, result.best_weights)

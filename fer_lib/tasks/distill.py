@@ -218,7 +218,7 @@ def train_student(cfg: StudentRunConfig, store: RunStore | None = None, data: La
         y_val = sets["val"].labels
         result = fit(task, sets["train"], y_train, sets["val"], cfg.train, scratch,
                      lambda z: evaluate_logits(z, y_val, data.classes), len(data.classes), train_tf=train_tf,
-                     eval_tf=eval_tf, env=e, progress=progress, run_name=f"{KIND} {cfg.name!r} ({scratch.name})")
+                     eval_tf=eval_tf, env=e, progress=progress, run_name=f"{KIND} {cfg.name!r}")
         load_weights(student, result.best_weights)
         teacher_acc = [tr.metrics["test"]["accuracy"] for tr in teacher_runs]
         save_classifier_run(out, student, result, sets, eval_tf, cfg.train, e, data.classes, lambda m: {

@@ -162,7 +162,7 @@ def train_segmenter(cfg: SegRunConfig, store: RunStore | None = None, data: SegI
                                                            cfg.train.amp), data.classes)
 
         result = fit(task, train_set, np.zeros(len(train_set), np.int64), None, cfg.train, scratch, None, n_cls,
-                     env=e, progress=progress, evaluate=evaluate, run_name=f"{KIND} '{cfg.name}' ({scratch.name})")
+                     env=e, progress=progress, evaluate=evaluate, run_name=f"{KIND} '{cfg.name}'")
         load_weights(model, result.best_weights)
         cms = {f"{s}_{t}": predict_confusions(model, *splits[s], mean, std, n_cls, bs, t, e, cfg.train.amp)
                for s in ("val", "test") for t in TTA}

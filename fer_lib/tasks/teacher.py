@@ -112,7 +112,7 @@ def train_teacher(cfg: TeacherRunConfig, store: RunStore | None = None, data: La
         result = fit(task, sets["train"], y_train, sets["val"], cfg.train, scratch,
                      lambda z: evaluate_logits(z, y_val, data.classes), len(data.classes), train_tf=train_tf,
                      eval_tf=eval_tf, frozen_params=list(model.backbone_parameters()), env=e, progress=progress,
-                     run_name=f"{KIND} {cfg.name!r} ({scratch.name})")
+                     run_name=f"{KIND} {cfg.name!r}")
         load_weights(model, result.best_weights)
         save_classifier_run(out, model, result, sets, eval_tf, cfg.train, e, data.classes)
 
