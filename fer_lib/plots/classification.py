@@ -20,6 +20,19 @@ def confusion_heatmap(cm: np.ndarray, classes, title: str = "", normalize: bool 
     return ax.figure
 
 
+def confusion_grid(cms: dict[str, np.ndarray], classes, ncols: int = 3):
+    """One row-normalised confusion matrix per model (title -> counts), ``ncols`` to a row, so that a page-wide
+    figure keeps every matrix readable however many models there are."""
+    nrows = -(-len(cms) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.4 * ncols, 4.1 * nrows), squeeze=False)
+    for ax, (title, cm) in zip(axes.flat, cms.items()):
+        confusion_heatmap(cm, classes, title=title, ax=ax)
+    for ax in axes.flat[len(cms):]:
+        ax.set_axis_off()
+    fig.tight_layout()
+    return fig
+
+
 def per_class_f1_bars(table: pd.DataFrame, title: str = "Per-class F1"):
     """``table``: rows = classes, columns = models/sources; grouped bars."""
     long = table.reset_index().melt(id_vars=table.index.name or "index", var_name="model", value_name="F1")
@@ -31,8 +44,9 @@ def per_class_f1_bars(table: pd.DataFrame, title: str = "Per-class F1"):
 
 
 def pareto_front(cost: pd.Series, value: pd.Series) -> list:
-    """Index labels of the points no other point beats on both axes (lower cost, higher value), by cost."""
-    order = cost.sort_values().index
+    """Index labels of the points no other point beats on both axes (lower cost, higher value), by cost. Of points
+    at the same cost only the best can be on the front."""
+    order = sorted(cost.index, key=lambda k: (cost[k], -value[k]))
     front, best = [], -np.inf
     for k in order:
         if value[k] > best:

@@ -1,0 +1,35 @@
+"""Figure helpers whose logic decides what a reader sees: the Pareto front of 08 and the confusion grid of 01."""
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from fer_lib.plots import confusion_grid, pareto_front  # noqa: E402
+
+
+def test_pareto_front_hand_worked():
+    # a is fastest; b is slower and worse than a (dominated); c is slower and better; d slower and worse than c
+    cost = pd.Series({"a": 1.0, "b": 2.0, "c": 3.0, "d": 4.0})
+    value = pd.Series({"a": 0.5, "b": 0.4, "c": 0.7, "d": 0.6})
+    assert pareto_front(cost, value) == ["a", "c"]
+
+
+def test_pareto_front_same_cost_keeps_only_the_better():
+    cost = pd.Series({"slow_bad": 2.0, "slow_good": 2.0, "fast": 1.0})
+    value = pd.Series({"slow_bad": 0.6, "slow_good": 0.8, "fast": 0.5})
+    assert pareto_front(cost, value) == ["fast", "slow_good"]
+
+
+def test_confusion_grid_wraps_rows_and_normalises_each_matrix():
+    cms = {f"m{i}": np.array([[3, 1], [0, 4]]) * (i + 1) for i in range(4)}
+    fig = confusion_grid(cms, ["a", "b"], ncols=3)
+    axes = fig.axes
+    assert len(axes) == 6  # two rows of three
+    assert [ax.get_title() for ax in axes[:4]] == ["m0", "m1", "m2", "m3"]
+    assert all(ax.axison for ax in axes[:4]) and not any(ax.axison for ax in axes[4:])
+    # row-normalised (recall): 3/(3+1) = 0.75 in the top-left cell of every matrix, whatever its scale
+    for ax in axes[:4]:
+        assert ax.texts[0].get_text() == "0.75"
+    plt.close(fig)
