@@ -68,3 +68,33 @@ def headline(table: pd.DataFrame, labels: dict[str, str]) -> dict:
     return {"best": labels[best], "best_macro_f1": table.loc[best, "macro_f1"], "best_acc": table.loc[best, "accuracy"],
             "best_minority_f1": table.loc[best, "minority_f1"], "worst": labels[worst],
             "cnn_vit_relation": "exceeds" if gap >= 0 else "trails", "cnn_vit_gap": abs(gap)}
+
+
+def head_choice(runs: dict[str, Run], configs: dict, suffix: str = "_arcface") -> pd.DataFrame:
+    """Roles trained with two heads -- ``<role>`` and ``<role><suffix>`` (the seed's ArcFace head beside the head the
+    profile uses): the validation macro-F1 of each, the head the role plays in every later section (02-09), and the
+    head validation picks (the higher macro-F1). Test numbers play no part; rows are roles."""
+    rows = {}
+    for name in runs:
+        alt = name + suffix
+        if alt not in runs or configs[name].model.head == configs[alt].model.head:
+            continue
+        val = {configs[n].model.head: float(runs[n].metrics["val"]["macro_f1"]) for n in (name, alt)}
+        picked = max(val, key=val.get)
+        rows[name] = {**{f"val macro-F1, {h} head": v for h, v in sorted(val.items())},
+                      "validation picks": picked, "used in sections 02-09": configs[name].model.head,
+                      "agrees": picked == configs[name].model.head}
+    return pd.DataFrame(rows).T
+
+
+def head_note(choice: pd.DataFrame, labels: dict[str, str]) -> str:
+    """One sentence on ``head_choice``'s table for the prose."""
+    if choice.empty:
+        return "In this build every role trains with one head only, so there is no choice to make."
+    against = [labels.get(n, n) for n in choice.index if not choice.loc[n, "agrees"]]
+    n = len(choice)
+    if not against:
+        who = "The one role" if n == 1 else f"Each of the {n} roles"
+        return f"{who} trained with both heads plays the head validation picks."
+    return (f"Validation picks the other head for {', '.join(against)}: the parameter file should name that one "
+            f"({n - len(against)} of {n} roles agree).")
