@@ -5,6 +5,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.ticker import FuncFormatter
 
 
 def confusion_heatmap(cm: np.ndarray, classes, title: str = "", normalize: bool = True, ax=None, diff: bool = False):
@@ -65,9 +66,36 @@ def accuracy_vs_latency(table: pd.DataFrame, metric: str = "accuracy", title: st
     ax.scatter(lat, val, s=36, color="tab:blue", zorder=3, label="model")
     ax.plot(lat[front], val[front], color="tab:red", lw=1.5, marker="o", ms=8, mfc="none", zorder=2,
             label="Pareto front")
-    for name in table.index:
-        ax.annotate(str(name), (lat[name], val[name]), xytext=(4, 4), textcoords="offset points", fontsize=7)
     ax.set_xscale("log")
+    plain = FuncFormatter(lambda v, _: f"{v:g}")  # 2, 3, 4 ms rather than 2x10^0 on a short log axis
+    ax.xaxis.set_major_formatter(plain)
+    ax.xaxis.set_minor_formatter(plain)
     ax.set(xlabel="latency at batch 1 (ms, log scale)", ylabel=metric_label or metric.replace("_", " "), title=title)
+    ax.margins(x=0.08, y=0.12)
+    _label_points(ax, lat, val)
     ax.legend(fontsize=8, loc="lower right")
     return fig
+
+
+def _label_points(ax, x: pd.Series, y: pd.Series, fontsize: int = 7) -> None:
+    """Name every point without labels running off the axes or over each other: a label sits right of its point, or
+    left of it in the right half of the axes, and moves up a line while it would overlap a label already placed."""
+    ax.figure.canvas.draw()  # final limits and transforms
+    to_px = ax.transData.transform
+    x_mid = ax.transAxes.transform((0.5, 0))[0]
+    line, char = fontsize * 1.5, fontsize * 0.62  # label height and mean character width, in points
+    placed = []  # (x0, x1, y0, y1) in points of the display
+    scale = ax.figure.dpi / 72
+    for name in y.sort_values().index:
+        px, py = to_px((x[name], y[name])) / scale
+        width = char * len(str(name))
+        left = px * scale > x_mid
+        x0 = px - 4 - width if left else px + 4
+        dy = 3.0
+        while any(x0 < b1 and x0 + width > b0 and py + dy < c1 and py + dy + line > c0 for b0, b1, c0, c1 in placed):
+            dy += line
+        placed.append((x0, x0 + width, py + dy, py + dy + line))
+        moved = dict(arrowprops=dict(arrowstyle="-", lw=0.5, color="grey", shrinkA=0, shrinkB=3)) if dy > 3 else {}
+        ax.annotate(str(name), (x[name], y[name]), xytext=(-4 if left else 4, dy), textcoords="offset points",
+                    fontsize=fontsize, ha="right" if left else "left", va="bottom", **moved)
+

@@ -48,6 +48,13 @@ def benchmark(models: dict[str, tuple[torch.nn.Module, tuple[int, ...]]], device
     return pd.DataFrame(rows).T
 
 
+def readable(bench: pd.DataFrame) -> pd.DataFrame:
+    """``benchmark``'s table with column names a reader reads (units in brackets)."""
+    names = {"params_m": "params (M)", "size_mb": "size (MB)", "latency_ms": "latency (ms)",
+             "latency_p90_ms": "latency p90 (ms)"}
+    return bench.rename(columns=lambda c: names.get(c, c.replace("throughput_b", "throughput, batch ")))
+
+
 def ensemble_model(members: list[torch.nn.Module], weights) -> ProbabilityEnsemble:
     return ProbabilityEnsemble(members, weights).eval()
 
