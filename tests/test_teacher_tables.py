@@ -23,7 +23,7 @@ def test_head_choice_reads_validation_only_and_flags_a_disagreement():
     t = head_choice(runs, configs)
     assert list(t.index) == ["rn", "vit"]
     assert t.loc["rn", "val macro-F1, linear head"] == pytest.approx(0.54)
-    assert t.loc["rn", "val macro-F1, arcface head"] == pytest.approx(0.44)
+    assert t.loc["rn", "val macro-F1, ArcFace head"] == pytest.approx(0.44)
     assert t.loc["rn", "validation picks"] == "linear" and t.loc["rn", "agrees"]
     assert t.loc["vit", "validation picks"] == "arcface" and not t.loc["vit", "agrees"]
 

@@ -8,6 +8,7 @@ from ..metrics import confusion_matrix
 from ..runs import Run
 
 HEADLINE = ["accuracy", "macro_f1", "minority_f1", "ece"]
+HEAD_NAMES = {"arcface": "ArcFace", "linear": "linear"}
 
 
 def results_table(runs: dict[str, Run], split: str = "test", metrics=HEADLINE) -> pd.DataFrame:
@@ -81,7 +82,7 @@ def head_choice(runs: dict[str, Run], configs: dict, suffix: str = "_arcface") -
             continue
         val = {configs[n].model.head: float(runs[n].metrics["val"]["macro_f1"]) for n in (name, alt)}
         picked = max(val, key=val.get)
-        rows[name] = {**{f"val macro-F1, {h} head": v for h, v in sorted(val.items())},
+        rows[name] = {**{f"val macro-F1, {HEAD_NAMES[h]} head": v for h, v in sorted(val.items())},
                       "validation picks": picked, "used in sections 02-09": configs[name].model.head,
                       "agrees": picked == configs[name].model.head}
     return pd.DataFrame(rows).T
