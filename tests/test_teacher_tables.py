@@ -45,3 +45,9 @@ def test_head_note_says_which_roles_disagree():
     both = head_choice({**runs, "vit_arcface": _run(0.2)}, configs)
     assert head_note(both, {}) == "Each of the 2 roles trained with both heads plays the head validation picks."
     assert "one head only" in head_note(head_choice({"a": _run(0.5)}, {"a": _cfg("arcface")}), {})
+
+
+def test_head_choice_finds_a_linear_twin_of_an_arcface_role():
+    runs = {"vit": _run(0.40), "vit_linear": _run(0.30)}
+    t = head_choice(runs, {"vit": _cfg("arcface"), "vit_linear": _cfg("linear")})
+    assert list(t.index) == ["vit"] and t.loc["vit", "validation picks"] == "arcface" and t.loc["vit", "agrees"]

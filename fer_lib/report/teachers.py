@@ -71,16 +71,16 @@ def headline(table: pd.DataFrame, labels: dict[str, str]) -> dict:
             "cnn_vit_relation": "exceeds" if gap >= 0 else "trails", "cnn_vit_gap": abs(gap)}
 
 
-def head_choice(runs: dict[str, Run], configs: dict, suffix: str = "_arcface") -> pd.DataFrame:
-    """Roles trained with two heads -- ``<role>`` and ``<role><suffix>`` (the seed's ArcFace head beside the head the
-    profile uses): the validation macro-F1 of each, the head the role plays in every later section (02-09), and the
-    head validation picks (the higher macro-F1). Test numbers play no part; rows are roles."""
+def head_choice(runs: dict[str, Run], configs: dict) -> pd.DataFrame:
+    """Roles trained with two heads -- ``<role>`` and its twin ``<role>_arcface`` (or ``<role>_linear``), the same
+    recipe with the other head: the validation macro-F1 of each, the head validation picks (the higher macro-F1) and
+    the head the role plays in every later section (02-09). Test numbers play no part; rows are roles."""
     rows = {}
     for name in runs:
-        alt = name + suffix
-        if alt not in runs or configs[name].model.head == configs[alt].model.head:
+        twins = [name + "_" + h for h in HEAD_NAMES if name + "_" + h in runs]
+        if not twins or configs[name].model.head == configs[twins[0]].model.head:
             continue
-        val = {configs[n].model.head: float(runs[n].metrics["val"]["macro_f1"]) for n in (name, alt)}
+        val = {configs[n].model.head: float(runs[n].metrics["val"]["macro_f1"]) for n in (name, twins[0])}
         picked = max(val, key=val.get)
         rows[name] = {**{f"val macro-F1, {HEAD_NAMES[h]} head": v for h, v in sorted(val.items())},
                       "validation picks": picked, "used in sections 02-09": configs[name].model.head,
