@@ -145,6 +145,19 @@ def test_vit_revisit_arms_override_only_the_schedule():
     assert schedule_table(cfgs).loc[("vit_tiny", "revisit"), "plain_logits_epochs"] == 6
 
 
+def test_vit_revisit_studies_the_arcface_head_whatever_head_the_role_plays():
+    from fer_lib.report.vit_revisit import arm_configs
+    from fer_lib.tasks import teacher_configs
+
+    base = teacher_configs({"n_train": 10}, {"epochs": 10}, {
+        "vit_tiny": {"model": {"arch": "test_vit", "head": "linear"}},
+        "vit_tiny_arcface": {"model": {"arch": "test_vit"}}})
+    cfgs = arm_configs(base, ["vit_tiny"], {"initial": {}, "revisit": {"plain_logits_epochs": 6}})
+    assert all(c.model.head == "arcface" for c in cfgs.values())
+    # the initial arm is the role's ArcFace twin in section 01: the same run in the store
+    assert cfgs["vit_tiny", "initial"].key_dict() == base["vit_tiny_arcface"].key_dict()
+
+
 def test_vit_revisit_headline_signs_and_initialisation():
     import pandas as pd
 

@@ -13,12 +13,16 @@ SCHEDULE_KEYS = ("epochs", "warmup_epochs", "plain_logits_epochs", "arcface_warm
 
 
 def arm_configs(base: dict[str, TeacherRunConfig], vits: list[str], arms: dict[str, dict]) -> dict:
-    """(vit, arm) -> config: the teacher's section-01 config with the arm's training overrides."""
+    """(vit, arm) -> config: the teacher's section-01 config with the ArcFace head and the arm's training overrides.
+
+    The schedules under study are the ArcFace margin's (seed 000 §9.7), so every arm trains the ArcFace head even
+    where section 01 chose a linear head for the role: the initial arm is then 01's ``<role>_arcface`` twin."""
     out = {}
     for v in vits:
+        model = replace(base[v].model, head="arcface")
         for arm, over in arms.items():
             train = from_dict(TrainConfig, deep_merge(to_dict(base[v].train), over), f"arms.{arm}")
-            out[v, arm] = replace(base[v], train=train)
+            out[v, arm] = replace(base[v], model=model, train=train)
     return out
 
 
