@@ -239,10 +239,10 @@ def test_member_diversity_hand_worked():
     assert ab["best member acc"] == 0.6 and ab["ensemble acc"] == 0.6
     # A and B differ on images 1, 2, 3, 4 -> 4/5; A's errors (3, 4): B is right on 3 -> 1 of 2 shared; oracle 4/5
     assert ab["disagreement"] == pytest.approx(0.8) and ab["shared errors"] == pytest.approx(0.5)
-    assert ab["oracle acc"] == pytest.approx(0.8)
+    assert ab["oracle acc"] == pytest.approx(0.8) and ab["weakest member acc"] == pytest.approx(0.4)
     # pairs AB 4/5, AC (images 2, 4) 2/5, BC (1, 3, 4) 3/5 -> mean 0.6; A's errors 3, 4: shared by B and C on 4 only
     assert abc["disagreement"] == pytest.approx(0.6) and abc["shared errors"] == pytest.approx(0.5)
-    assert abc["oracle acc"] == pytest.approx(0.8)
+    assert abc["oracle acc"] == pytest.approx(0.8) and abc["weakest member acc"] == pytest.approx(0.4)
 
 
 def test_ece_artefact_demo_drops_the_arcface_scale_only_from_arcface_members():
@@ -261,6 +261,16 @@ def test_ece_artefact_demo_drops_the_arcface_scale_only_from_arcface_members():
     assert df["ECE (15 bins)"].to_numpy() == pytest.approx(1 - conf)  # one image: |accuracy - confidence|
     with pytest.raises(ValueError, match=r"^scales: expected one per member \(2\), got 1"):
         ece_artefact_demo([a, b], [0.5, 0.5], [30.0])
+
+
+def test_arcface_versions_swap_a_linear_member_for_its_arcface_twin_where_01_trained_one():
+    from types import SimpleNamespace as NS
+
+    from fer_lib.report.ensembles import arcface_versions
+
+    cfg = {"rn": NS(model=NS(head="linear")), "rn_arcface": NS(model=NS(head="arcface")),
+           "b3": NS(model=NS(head="arcface")), "b3_linear": NS(model=NS(head="linear")), "vit": NS(model=NS(head="linear"))}
+    assert arcface_versions(["rn", "b3", "vit"], cfg) == ["rn_arcface", "b3", "vit"]
 
 
 def test_logit_scale_is_arcface_s_for_an_arcface_head_and_1_for_a_linear_one():

@@ -70,6 +70,20 @@ def ece_artefact_demo(member_runs: list[Run], weights, scales: list[float], spli
     return pd.DataFrame(rows).T
 
 
+def arcface_versions(members: list[str], configs: dict) -> list[str]:
+    """Each member's run with the seed's ArcFace head: the member itself when its head is ArcFace, else its
+    section 01 twin ``<member>_arcface`` (same backbone and recipe), else the member itself (no ArcFace run).
+
+    The ECE artefact of :func:`ece_artefact_demo` needs ArcFace members: where validation gave a role the linear
+    head, the chosen ensemble's own members have no scale s to drop.
+    """
+    out = []
+    for m in members:
+        twin = f"{m}_arcface"
+        out.append(twin if configs[m].model.head != "arcface" and twin in configs else m)
+    return out
+
+
 def seed_ece_facts(seed: dict) -> dict:
     """Seed 000's numbers around its ensemble ECE (Tables 9.1, 9.2, 9.8), for the prose."""
     pair = seed["pairwise"]["resnet18+efficientnet_b3"]
@@ -101,5 +115,5 @@ def member_diversity(ensembles: dict[str, list[str]], member_runs: dict[str, Run
         rows[name] = {"best member acc": float(right[best].mean()), "ensemble acc": ens_runs[name].metrics[split]["accuracy"],
                       "disagreement": float(np.mean([(pred[i] != pred[j]).mean() for i, j in pairs])),
                       "shared errors": float((wrong_best & others_wrong).sum() / max(wrong_best.sum(), 1)),
-                      "oracle acc": float(right.any(0).mean())}
+                      "oracle acc": float(right.any(0).mean()), "weakest member acc": float(right.mean(1).min())}
     return pd.DataFrame(rows).T
