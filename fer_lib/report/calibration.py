@@ -58,6 +58,19 @@ def wide(study: pd.DataFrame, with_ci: bool = True) -> pd.DataFrame:
     return out[["T", *CALIBRATION_METRICS]]
 
 
+def interval_facts(study: pd.DataFrame) -> dict:
+    """How many bootstrap intervals of ``study`` lie wholly above (or below) their own estimate, and for which metrics.
+
+    Binned calibration errors are biased upward (|accuracy - confidence| of a noisy bin is positive on average), and
+    more so on a bootstrap resample, whose duplicated images leave fewer distinct ones per bin: the percentile
+    interval of such a metric can sit entirely above the full-sample estimate. The section says so with these counts.
+    """
+    above, below = study["value"] < study["lo"], study["value"] > study["hi"]
+    metrics = [m for m in CALIBRATION_METRICS if (above & (study["metric"] == m)).any()]
+    return {"n_ci": int(len(study)), "n_ci_above": int(above.sum()), "n_ci_below": int(below.sum()),
+            "ci_above_metrics": ", ".join(metrics) if metrics else "none"}
+
+
 def value(study: pd.DataFrame, model: str, method: str, metric: str) -> float:
     q = study[(study.model == model) & (study.method == method) & (study.metric == metric)]
     return float(q["value"].iloc[0])
