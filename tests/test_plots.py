@@ -33,3 +33,32 @@ def test_confusion_grid_wraps_rows_and_normalises_each_matrix():
     for ax in axes[:4]:
         assert ax.texts[0].get_text() == "0.75"
     plt.close(fig)
+
+
+def test_training_curves_wrap_panels_and_give_the_legend_a_spare_panel():
+    from fer_lib.plots import training_curves
+
+    h = {f"run{i}": pd.DataFrame({"epoch": [1, 2], "loss": [2.0, 1.0], "f1": [0.1, 0.2], "m": [0.0, 0.3]})
+         for i in range(4)}
+    fig = training_curves(h, ("loss", "f1", "m"))
+    axes = fig.axes
+    assert len(axes) == 4 and [ax.get_ylabel() for ax in axes[:3]] == ["loss", "f1", "m"]
+    assert not axes[3].axison and [t.get_text() for t in axes[3].get_legend().get_texts()] == list(h)
+    assert all(ax.get_legend() is None for ax in axes[:3])  # no legend over a curve
+    plt.close(fig)
+    fig = training_curves(h, ("loss", "f1"))
+    assert len(fig.axes) == 2 and len(fig.legends) == 1 and all(ax.get_legend() is None for ax in fig.axes)
+    plt.close(fig)
+
+
+def test_per_class_f1_bars_legend_sits_below_the_axes():
+    from fer_lib.plots import per_class_f1_bars
+
+    t = pd.DataFrame({"A": [0.5, 0.6], "B": [0.4, 0.7]}, index=pd.Index(["x", "y"], name="class"))
+    fig = per_class_f1_bars(t)
+    ax = fig.axes[0]
+    leg = ax.get_legend()
+    assert [x.get_text() for x in leg.get_texts()] == ["A", "B"]
+    fig.canvas.draw()
+    assert leg.get_window_extent().y1 < ax.get_window_extent().y0  # entirely below the plotting area
+    plt.close(fig)

@@ -18,6 +18,7 @@ def confusion_heatmap(cm: np.ndarray, classes, title: str = "", normalize: bool 
                 yticklabels=classes, cbar=False, ax=ax, annot_kws={"fontsize": 7}, **kw)
     ax.set(xlabel="predicted class", ylabel="true class", title=title)
     ax.tick_params(axis="x", rotation=45)
+    ax.tick_params(axis="y", rotation=0)  # seaborn turns y labels vertical when it guesses (early) that they overlap
     return ax.figure
 
 
@@ -35,12 +36,13 @@ def confusion_grid(cms: dict[str, np.ndarray], classes, ncols: int = 3):
 
 
 def per_class_f1_bars(table: pd.DataFrame, title: str = "Per-class F1"):
-    """``table``: rows = classes, columns = models/sources; grouped bars."""
+    """``table``: rows = classes, columns = models/sources; grouped bars, the legend below the axes (never over a bar)."""
     long = table.reset_index().melt(id_vars=table.index.name or "index", var_name="model", value_name="F1")
-    fig, ax = plt.subplots(figsize=(7.5, 3.4))
+    fig, ax = plt.subplots(figsize=(9.0, 3.6))
     sns.barplot(data=long, x=table.index.name or "index", y="F1", hue="model", ax=ax)
     ax.set(xlabel="class", ylabel="F1", ylim=(0, 1), title=title)
-    ax.legend(fontsize=7, ncols=2)
+    sns.move_legend(ax, "upper center", bbox_to_anchor=(0.5, -0.2), ncols=min(3, table.shape[1]), fontsize=8,
+                    frameon=False, title=None)
     return fig
 
 

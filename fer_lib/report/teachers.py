@@ -17,13 +17,14 @@ def results_table(runs: dict[str, Run], split: str = "test", metrics=HEADLINE) -
 
 
 def run_summary(runs: dict[str, Run], configs: dict) -> pd.DataFrame:
-    """Architecture actually trained, parameters, epochs run and best epoch per teacher."""
+    """How each teacher was built and trained: timm overrides, head, starting weights, TTA, parameters, input size,
+    epochs run and best epoch (the timm architecture itself is in every row label, ``Role [arch]``)."""
     from ..models.weights import weights_of
 
     rows = {}
     for name, r in runs.items():
         cfg = configs[name]
-        rows[name] = {"arch": cfg.model.arch, "timm overrides": _kw(cfg.model.model_kwargs), "head": cfg.model.head,
+        rows[name] = {"timm overrides": _kw(cfg.model.model_kwargs), "head": cfg.model.head,
                       "weights": weights_of(cfg.model).tag, "TTA": cfg.model.tta,
                       "params (M)": r.metrics["params"] / 1e6, "img size": cfg.train.img_size,
                       "epochs run": r.metrics["epochs_run"], "best epoch (val macro-F1)": r.metrics["best_epoch"]}
