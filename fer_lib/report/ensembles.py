@@ -9,6 +9,11 @@ from ..models.ensemble import fuse_probs
 from ..runs import Run
 
 
+COLUMN_NAMES = {"weights": "weights", "macro_f1": "Macro-F1", "delta_vs_best_single": "Δ Macro-F1 vs best single",
+                "minority_f1": "Minority-F1", "ece": "ECE", "accuracy": "Acc"}
+"""How the ensemble tables' columns read in the book."""
+
+
 def ensemble_table(runs: dict[str, Run], best_single_f1: float, split: str = "test") -> pd.DataFrame:
     """Seed Table 9.2's columns: weights, macro-F1, delta vs the best single teacher, minority-F1, ECE, accuracy."""
     rows = {}
