@@ -62,3 +62,18 @@ def test_per_class_f1_bars_legend_sits_below_the_axes():
     fig.canvas.draw()
     assert leg.get_window_extent().y1 < ax.get_window_extent().y0  # entirely below the plotting area
     plt.close(fig)
+
+
+def test_confusion_heatmap_class_names_read_horizontally_on_the_y_axis():
+    from fer_lib.plots import confusion_heatmap
+
+    # seaborn draws y tick labels vertical unless they overlap that way: on a roomy axis they would stand on end
+    classes = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+    _, ax = plt.subplots(figsize=(9, 9))
+    fig = confusion_heatmap(np.eye(7, dtype=int) * 5 + 1, classes, ax=ax)
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == classes
+    assert all(t.get_rotation() == 0 for t in ax.get_yticklabels())
+    assert all(t.get_rotation() == 45 for t in ax.get_xticklabels())
+    plt.close(fig)

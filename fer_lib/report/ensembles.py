@@ -7,6 +7,7 @@ import pandas as pd
 from ..metrics import confusion_matrix, ece, softmax
 from ..models.ensemble import fuse_probs
 from ..runs import Run
+from .teachers import head_twin
 
 
 COLUMN_NAMES = {"weights": "weights", "macro_f1": "Macro-F1", "delta_vs_best_single": "Δ Macro-F1 vs best single",
@@ -82,11 +83,7 @@ def arcface_versions(members: list[str], configs: dict) -> list[str]:
     The ECE artefact of :func:`ece_artefact_demo` needs ArcFace members: where validation gave a role the linear
     head, the chosen ensemble's own members have no scale s to drop.
     """
-    out = []
-    for m in members:
-        twin = f"{m}_arcface"
-        out.append(twin if configs[m].model.head != "arcface" and twin in configs else m)
-    return out
+    return [m if configs[m].model.head == "arcface" else head_twin(m, "arcface", configs) or m for m in members]
 
 
 def seed_ece_facts(seed: dict) -> dict:

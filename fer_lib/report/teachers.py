@@ -11,6 +11,13 @@ HEADLINE = ["accuracy", "macro_f1", "minority_f1", "ece"]
 HEAD_NAMES = {"arcface": "ArcFace", "linear": "linear"}
 
 
+def head_twin(role: str, head: str, names) -> str | None:
+    """The name of ``role``'s section 01 twin trained with ``head`` (``<role>_<head>``: same backbone and recipe,
+    the other head), or None when ``names`` holds no such twin. The one place this naming convention lives."""
+    twin = f"{role}_{head}"
+    return twin if twin in names else None
+
+
 def results_table(runs: dict[str, Run], split: str = "test", metrics=HEADLINE) -> pd.DataFrame:
     """One row per teacher: the headline metrics of ``split`` at the best-val-macro-F1 checkpoint."""
     return pd.DataFrame({name: {m: r.metrics[split][m] for m in metrics} for name, r in runs.items()}).T
@@ -78,7 +85,7 @@ def head_choice(runs: dict[str, Run], configs: dict) -> pd.DataFrame:
     the head the role plays in every later section (02-09). Test numbers play no part; rows are roles."""
     rows = {}
     for name in runs:
-        twins = [name + "_" + h for h in HEAD_NAMES if name + "_" + h in runs]
+        twins = [t for t in (head_twin(name, h, runs) for h in HEAD_NAMES) if t is not None]
         if not twins or configs[name].model.head == configs[twins[0]].model.head:
             continue
         val = {configs[n].model.head: float(runs[n].metrics["val"]["macro_f1"]) for n in (name, twins[0])}
