@@ -63,3 +63,19 @@ def test_paper_profile_check_builds_and_steps_every_model(monkeypatch, capsys):
     assert "0 error(s)" in out and "timm resnet18.a1_in1k" in out and "tf_efficientnetv2_l.in21k_ft_in1k" in out
     assert "data.root" in out  # data/fer2013, data/cifar100, ... are not on this machine
     assert main_check("paper", ["06_segmentation"], strict=True) == 1  # its data root is missing here
+
+
+def test_provenance_note_says_what_the_runs_cost_when_they_came_from_the_store():
+    from fer_lib.report.book import cost_sentence
+
+    base = {"wall_seconds": 9.0}
+    read = [{"key": "t", "cached": True, "train_seconds": 600.0}, {"key": "s", "cached": True, "train_seconds": 3420.0},
+            {"key": "t", "cached": True, "train_seconds": 600.0}]  # the teacher used twice is one run
+    assert cost_sentence({**base, "runs": read}) == (
+        "executed in 9 s, reading its 2 runs from the run store (they took 67 min to train)")
+    mixed = [{"key": "t", "cached": False, "train_seconds": 600.0}, {"key": "s", "cached": True, "train_seconds": 60.0}]
+    assert cost_sentence({"wall_seconds": 700.0, "runs": mixed}) == (
+        "executed in 12 min, training 1 of its 2 runs and reading 1 from the run store (all 2 took 11 min to train)")
+    assert cost_sentence({"wall_seconds": 130.0, "runs": [{"key": "t", "cached": False, "train_seconds": 125.0}]}) == (
+        "executed in 2 min, of which training its 1 run took 2 min")
+    assert cost_sentence({"wall_seconds": 3.0}) == "executed in 3 s"

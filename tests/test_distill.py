@@ -234,3 +234,23 @@ def test_dkd_headline_reads_differences_against_the_scratch_seed_spread():
     assert h["v4_minus_v2"] == pytest.approx(0.10) and h["v2_minus_v1"] == pytest.approx(-0.01)
     assert against_spread(-0.05, 0.04, 2) == "more than"
     assert against_spread(0.05, 0.04, 1).startswith("not comparable")
+
+
+def test_retention_bars_show_only_distilled_arms_first_on_top_beside_the_seed():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from fer_lib.report.distill import retention_bars
+
+    table = pd.DataFrame({"retention": [None, 0.99, 0.66]}, index=["scratch", "v1", "v4"])
+    seed = pd.Series({"v1": 0.993, "v4": 0.994})
+    fig = retention_bars(table, seed, {"scratch": "from scratch", "v1": "v1 KD", "v4": "v4 KD"}, "real-cpu")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["v4 KD", "v1 KD"]  # no teacher, no bar; v1 on top
+    widths = sorted(round(p.get_width(), 3) for p in ax.patches)
+    assert widths == [0.66, 0.99, 0.993, 0.994]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["ours (real-cpu)", "seed 003"]
+    plt.close(fig)

@@ -1,7 +1,9 @@
 """What the published book shows beyond a section's own cells (applied by ``fer-report`` after execution).
 
 - **A provenance note under the title**: the profile, the data (name and fingerprint), the hardware, the date, the
-  library version and commit, and the wall time -- read from the section's provenance record.
+  library version and commit, how long the execution took and what the section's runs cost to train (a section
+  that read its runs from the store executes in seconds; the note says so and gives the training time the store
+  saved) -- read from the section's provenance record.
 - **The parameters as a compact table** in a collapsed dropdown, in place of papermill's injected code cell.
 - **Code collapsed**: every code cell is tagged ``hide-input``; the reader sees prose, tables and figures and can
   open any cell's code.
@@ -38,6 +40,26 @@ def parameters_markdown(params: dict, profile: str, params_path: str | None) -> 
             f"| parameter | value |\n|---|---|\n{rows}\n:::")
 
 
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+
+
+def cost_sentence(prov: dict) -> str:
+    """How long the execution took and what its runs cost to train, e.g. ``executed in 9 s, reading its 9 runs from
+    the run store (they took 67 min to train)``. Each run counts once (a teacher shared by several arms is one run)."""
+    runs = list({r["key"]: r for r in prov.get("runs", [])}.values())
+    text = f"executed in {_duration(prov.get('wall_seconds', 0))}"
+    n, trained = len(runs), sum(not r.get("cached") for r in runs)
+    cost = _duration(sum(r.get("train_seconds") or 0 for r in runs))
+    if n == 0:
+        return text
+    if trained == 0:
+        return f"{text}, reading its {n} run{'s' * (n > 1)} from the run store ({'they' if n > 1 else 'it'} took {cost} to train)"
+    if trained == n:
+        return f"{text}, of which training its {n} run{'s' * (n > 1)} took {cost}"
+    return f"{text}, training {trained} of its {n} runs and reading {n - trained} from the run store (all {n} took {cost} to train)"
+
+
 def provenance_markdown(prov: dict | None, profile: str) -> str:
     if not prov:
         return f":::{{note}}\nBuilt with the **{profile}** profile.\n:::"
@@ -46,7 +68,7 @@ def provenance_markdown(prov: dict | None, profile: str) -> str:
     return (":::{note}\n"
             f"**This page** was computed with the **{prov.get('profile', profile)}** profile on {when} UTC, on "
             f"{prov.get('device', '?')}, with fer_lib {prov.get('fer_lib', '?')} (commit "
-            f"`{prov.get('git_commit', '?')}`) in {prov.get('wall_seconds', 0) / 60:.1f} min. Data: {data}. "
+            f"`{prov.get('git_commit', '?')}`), {cost_sentence(prov)}. Data: {data}. "
             "Code cells are collapsed: open one to see what computed the output below it.\n:::")
 
 

@@ -72,15 +72,17 @@ def temperature_plot(runs: dict[str, Run], temps: dict[str, float], seed: dict[s
 
 
 def retention_bars(table: pd.DataFrame, seed: pd.Series | None, labels: dict[str, str], profile: str):
-    """Student / teacher accuracy per arm, ours beside the seed's (seed 003 Fig. 5)."""
+    """Student / teacher accuracy per distilled arm, ours beside the seed's (seed 003 Fig. 5). Horizontal bars, so
+    the arms' long names read; arms without a teacher (retention undefined) are left out."""
     df = pd.DataFrame({f"ours ({profile})": table["retention"].astype(float)})
     if seed is not None:
         df["seed 003"] = seed.reindex(df.index).astype(float)
-    ax = df.rename(index=labels).plot.bar(figsize=(7, 3.4), rot=20)
-    ax.set(ylabel="retention (student acc / teacher acc)", xlabel="")
-    ax.axhline(1.0, color="grey", lw=1, ls="--")
-    for lab in ax.get_xticklabels():
-        lab.set_ha("right")
+    df = df.dropna(how="all").iloc[::-1]  # first arm on top
+    ax = df.rename(index=labels).plot.barh(figsize=(8, 0.45 * len(df) * max(1, df.shape[1]) / 1.5 + 1.2), width=0.75)
+    ax.set(xlabel="retention (student acc / teacher acc)", ylabel="")
+    ax.axvline(1.0, color="grey", lw=1, ls="--")
+    ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncol=df.shape[1], frameon=False)
+    ax.figure.tight_layout()
     return ax.figure
 
 
