@@ -254,3 +254,26 @@ def test_retention_bars_show_only_distilled_arms_first_on_top_beside_the_seed():
     assert widths == [0.66, 0.99, 0.993, 0.994]
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["ours (real-cpu)", "seed 003"]
     plt.close(fig)
+
+
+def test_temperature_plot_ticks_only_the_temperatures_and_labels_our_points():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from fer_lib.report.distill import temperature_plot
+
+    class R:
+        def __init__(self, acc):
+            self.metrics = {"test": {"accuracy": acc}}
+
+    runs = {"t16": R(0.434), "t4": R(0.423), "t8": R(0.426)}
+    fig = temperature_plot(runs, {"t4": 4.0, "t8": 8.0, "t16": 16.0}, {"t8": 0.74, "t16": 0.74}, "real-cpu")
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["4", "8", "16"]
+    assert len(ax.xaxis.get_minorticklocs()) == 0
+    assert [t.get_text() for t in ax.texts] == ["0.423", "0.426", "0.434"]
+    assert list(ax.lines[0].get_xdata()) == [4.0, 8.0, 16.0] and list(ax.lines[1].get_xdata()) == [8.0, 16.0]
+    plt.close(fig)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import NullLocator
 import numpy as np
 import pandas as pd
 
@@ -59,14 +60,17 @@ def temperature_plot(runs: dict[str, Run], temps: dict[str, float], seed: dict[s
     """Test accuracy against the distillation temperature (seed 002 Fig. 4)."""
     fig, ax = plt.subplots(figsize=(4.8, 3.4))
     order = sorted(temps, key=temps.get)
-    ax.plot([temps[n] for n in order], [runs[n].metrics["test"]["accuracy"] for n in order], marker="o",
-            label=f"ours ({profile})")
+    xs, ys = [temps[n] for n in order], [runs[n].metrics["test"]["accuracy"] for n in order]
+    ax.plot(xs, ys, marker="o", label=f"ours ({profile})")
+    for x, y in zip(xs, ys):  # the seed's curve shares the axis: label ours so its small steps still read
+        ax.annotate(f"{y:.3f}", (x, y), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7)
     if seed:
         pts = sorted((temps[n], v) for n, v in seed.items() if n in temps and v == v)
         if pts:
             ax.plot(*zip(*pts), marker="s", ls="--", label="seed 002")
     ax.set(xlabel="temperature T", ylabel="test accuracy", xscale="log", xticks=sorted(temps.values()))
     ax.set_xticklabels([f"{t:g}" for t in sorted(temps.values())])
+    ax.xaxis.set_minor_locator(NullLocator())  # no "6x10^0" between the temperatures
     ax.legend(fontsize=8)
     return fig
 
