@@ -68,8 +68,8 @@ def temperature_plot(runs: dict[str, Run], temps: dict[str, float], seed: dict[s
         pts = sorted((temps[n], v) for n, v in seed.items() if n in temps and v == v)
         if pts:
             ax.plot(*zip(*pts), marker="s", ls="--", label="seed 002")
-    ax.set(xlabel="temperature T", ylabel="test accuracy", xscale="log", xticks=sorted(temps.values()))
-    ax.set_xticklabels([f"{t:g}" for t in sorted(temps.values())])
+    ax.set(xlabel="temperature T", ylabel="test accuracy", xscale="log", xticks=xs)
+    ax.set_xticklabels([f"{t:g}" for t in xs])
     ax.xaxis.set_minor_locator(NullLocator())  # no "6x10^0" between the temperatures
     ax.legend(fontsize=8)
     return fig
@@ -82,7 +82,7 @@ def retention_bars(table: pd.DataFrame, seed: pd.Series | None, labels: dict[str
     if seed is not None:
         df["seed 003"] = seed.reindex(df.index).astype(float)
     df = df.dropna(how="all").iloc[::-1]  # first arm on top
-    ax = df.rename(index=labels).plot.barh(figsize=(8, 0.45 * len(df) * max(1, df.shape[1]) / 1.5 + 1.2), width=0.75)
+    ax = df.rename(index=labels).plot.barh(figsize=(8, 1.2 + 0.3 * df.size), width=0.75)
     ax.set(xlabel="retention (student acc / teacher acc)", ylabel="")
     ax.axvline(1.0, color="grey", lw=1, ls="--")
     ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncol=df.shape[1], frameon=False)
