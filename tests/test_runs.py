@@ -31,16 +31,47 @@ def test_miss_computes_then_hit_returns_without_computing(tmp_path):
     assert store.get("teacher", {"lr": 1}, "fp").path == run.path
 
 
-def test_key_depends_on_kind_config_data_and_version(tmp_path, monkeypatch):
+def test_key_depends_on_kind_config_data_and_compute_version(tmp_path, monkeypatch):
     store = RunStore(tmp_path)
     k = store.key("teacher", {"lr": 1, "a": [1, 2]}, "fp")
     assert k == store.key("teacher", {"a": [1, 2], "lr": 1}, "fp")  # key order does not matter
     assert k != store.key("teacher", {"lr": 2, "a": [1, 2]}, "fp")
     assert k != store.key("teacher", {"lr": 1, "a": [1, 2]}, "fp2")
     assert k != store.key("student", {"lr": 1, "a": [1, 2]}, "fp")
-    import fer_lib.runs.store as store_mod
-    monkeypatch.setattr(store_mod, "__version__", "99.0")
+    import fer_lib.runs.versions as versions
+    monkeypatch.setitem(versions.COMPUTE_VERSIONS, "teacher", 99)
     assert k != store.key("teacher", {"lr": 1, "a": [1, 2]}, "fp")
+
+
+def test_key_ignores_the_library_version(tmp_path, monkeypatch):
+    """A release that changes nothing a run computes keeps every run's key (results survive version bumps)."""
+    import fer_lib
+    store = RunStore(tmp_path)
+    k = store.key("teacher", {"lr": 1}, "fp")
+    monkeypatch.setattr(fer_lib, "__version__", "99.0")
+    assert store.key("teacher", {"lr": 1}, "fp") == k
+
+
+def test_unknown_kind_has_no_compute_version(tmp_path):
+    with pytest.raises(KeyError, match="COMPUTE_VERSIONS"):
+        RunStore(tmp_path).key("toy", {}, "fp")
+
+
+@pytest.mark.parametrize("bumped", ["teacher", "student", "segmenter", "av", "ensemble"])
+def test_bumping_one_kind_changes_only_its_keys_and_its_readers(tmp_path, monkeypatch, bumped):
+    """Each kind's keys move with its own compute version; a distilled student's also with the teacher version
+    (it reads teachers), a scratch student's not."""
+    import fer_lib.runs.versions as versions
+    store = RunStore(tmp_path)
+    runs = {"teacher": ("teacher", ()), "scratch student": ("student", ()),
+            "distilled student": ("student", ("teacher",)), "segmenter": ("segmenter", ()), "av": ("av", ()),
+            "ensemble": ("ensemble", ())}
+    before = {name: store.key(kind, {"x": 1}, "fp", reads) for name, (kind, reads) in runs.items()}
+    monkeypatch.setitem(versions.COMPUTE_VERSIONS, bumped, versions.COMPUTE_VERSIONS[bumped] + 1)
+    after = {name: store.key(kind, {"x": 1}, "fp", reads) for name, (kind, reads) in runs.items()}
+    changed = {name for name in runs if before[name] != after[name]}
+    expected = {name for name, (kind, reads) in runs.items() if bumped == kind or bumped in reads}
+    assert changed == expected and changed
 
 
 def test_failed_compute_leaves_nothing_readable_and_keeps_scratch(tmp_path):
@@ -87,7 +118,7 @@ def test_concurrent_callers_compute_once(tmp_path):
         (out / "metrics.json").write_text("{}")
 
     results = []
-    threads = [threading.Thread(target=lambda: results.append(store.run("t", {"x": 1}, "fp", slow)))
+    threads = [threading.Thread(target=lambda: results.append(store.run("teacher", {"x": 1}, "fp", slow)))
                for _ in range(3)]
     for t in threads:
         t.start()

@@ -1,6 +1,7 @@
 """What produced a result: code version, commit, software, device, time."""
 from __future__ import annotations
 
+import os
 import platform
 import socket
 import subprocess
@@ -33,10 +34,22 @@ def device_name(device: torch.device | str | None = None) -> str:
     return f"cpu:{platform.processor() or platform.machine()} x{torch.get_num_threads()} threads"
 
 
+def cpu_model() -> str:
+    """The CPU's model name ("AMD EPYC 7B13", "Intel(R) Xeon(R) ..."): times are comparable only on one model."""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def environment(device=None) -> dict:
     return {"fer_lib": __version__, "git_commit": git_commit(), "torch": torch.__version__,
-            "python": platform.python_version(), "device": device_name(device), "host": socket.gethostname()}
+            "python": platform.python_version(), "device": device_name(device),
+            "cpu": cpu_model(), "cpu_count": os.cpu_count(), "host": socket.gethostname()}

@@ -1,7 +1,8 @@
 """The run store: results cached by config.
 
-A run is identified by its kind, its config, the content fingerprint of its data and the
-fer_lib version: ``key = sha256(kind, config, data_fingerprint, version)[:20]``. A complete
+A run is identified by its kind, its config, the content fingerprint of its data and the compute
+version of its kind (``fer_lib.runs.versions``; with the versions of the kinds it reads):
+``key = sha256(kind, config, data_fingerprint, {kind: version, ...})[:20]``. A complete
 run lives in ``<root>/<kind>/<key>/`` with ``config.json``, ``provenance.json`` and whatever
 the compute function wrote (metrics, history, logits, weights).
 
@@ -31,9 +32,10 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from .. import __version__, paths
+from .. import paths
 from ..config import config_hash
 from .provenance import environment, now
+from .versions import compute_version
 
 Compute = Callable[[Path, Path], None]
 
@@ -83,19 +85,22 @@ class RunStore:
     def __init__(self, root: str | Path | None = None):
         self.root = Path(root) if root else paths.runs_dir()
 
-    def key(self, kind: str, config: dict, data_fingerprint: str) -> str:
-        return config_hash(kind, config, data_fingerprint, __version__)[:20]
+    def key(self, kind: str, config: dict, data_fingerprint: str, reads: tuple[str, ...] = ()) -> str:
+        """The run's key: its kind, config, data and the compute versions of its kind and of the kinds it reads."""
+        return config_hash(kind, config, data_fingerprint, compute_version(kind, reads))[:20]
 
     def path(self, kind: str, key: str) -> Path:
         return self.root / kind / key
 
-    def get(self, kind: str, config: dict, data_fingerprint: str) -> Run | None:
-        p = self.path(kind, self.key(kind, config, data_fingerprint))
+    def get(self, kind: str, config: dict, data_fingerprint: str, reads: tuple[str, ...] = ()) -> Run | None:
+        p = self.path(kind, self.key(kind, config, data_fingerprint, reads))
         return Run(p, hit=True) if p.is_dir() else None
 
-    def run(self, kind: str, config: dict, data_fingerprint: str, compute: Compute, env=None) -> Run:
-        """The cached run for this config, computing (and storing) it on a miss."""
-        key = self.key(kind, config, data_fingerprint)
+    def run(self, kind: str, config: dict, data_fingerprint: str, compute: Compute, env=None,
+            reads: tuple[str, ...] = ()) -> Run:
+        """The cached run for this config, computing (and storing) it on a miss. ``reads``: the kinds of run
+        the computation reads (a student's teachers), whose compute versions the key then includes."""
+        key = self.key(kind, config, data_fingerprint, reads)
         final = self.path(kind, key)
         if final.is_dir():
             return Run(final, hit=True)

@@ -227,7 +227,7 @@ def train_student(cfg: StudentRunConfig, store: RunStore | None = None, data: La
             "teacher_cache": {"hits": sum(c.hits for c in caches), "misses": sum(c.misses for c in caches)}
             if caches else None})
 
-    return store.run(KIND, cfg.key_dict(), data.fingerprint, compute, env)
+    return store.run(KIND, cfg.key_dict(), data.fingerprint, compute, env, reads=("teacher",) if cfg.teachers else ())
 
 
 def student_configs(data: dict, train: dict, student: dict, teachers: dict[str, TeacherRunConfig],
