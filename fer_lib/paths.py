@@ -6,6 +6,8 @@ Environment variables override the defaults:
 
 - ``FER_RUNS``            run store root            (default ``<project>/runs``)
 - ``FER_TEACHER_OUTPUTS`` teacher-output cache      (default ``<run store>/teacher_outputs``)
+- ``FER_RESULTS``         published run tiers, read-only (default every ``<project>/results/<profile>/``;
+                          several paths separated by ``os.pathsep``)
 - ``FER_CACHE``           decoded-dataset cache     (default ``<project>/.cache``)
 - ``FER_REPORT_DIR``      report artifacts          (default ``<project>/book/_artifacts``)
 """
@@ -35,6 +37,19 @@ def resolve(path: str | os.PathLike | None) -> Path | None:
 
 def runs_dir() -> Path:
     return Path(os.environ.get("FER_RUNS") or project_root() / "runs")
+
+
+def results_dir() -> Path:
+    """Where ``fer-runs publish`` writes the published results of each profile (``<project>/results``)."""
+    return project_root() / "results"
+
+
+def published_roots() -> list[Path]:
+    """The published tiers the default store reads after the local one."""
+    if os.environ.get("FER_RESULTS") is not None:
+        return [Path(p) for p in os.environ["FER_RESULTS"].split(os.pathsep) if p]
+    root = results_dir()
+    return sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
 
 
 def teacher_outputs_dir(runs_root: Path | None = None) -> Path:

@@ -25,6 +25,7 @@ import os
 import shutil
 import time
 import uuid
+import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
@@ -34,6 +35,7 @@ import pandas as pd
 
 from .. import paths
 from ..config import config_hash
+from .manifest import MANIFEST, CorruptRunError, check_file, read_manifest, write_manifest
 from .provenance import environment, now
 from .versions import compute_version
 
@@ -41,11 +43,17 @@ Compute = Callable[[Path, Path], None]
 
 
 class Run:
-    """Read access to one complete run folder."""
+    """Read access to one complete run folder; every file read is first checked against the run's manifest.
 
-    def __init__(self, path: Path, hit: bool = False):
+    ``hit``: the store returned it without computing; ``published``: it was found in a published tier
+    (``results/<profile>/``), which is read-only."""
+
+    def __init__(self, path: Path, hit: bool = False, published: bool = False):
         self.path = Path(path)
-        self.hit = hit  # True when the store returned it without computing
+        self.hit = hit
+        self.published = published
+        self._manifest: dict | None = None
+        self._checked: set[str] = set()
 
     def __repr__(self):
         return f"Run({self.path})"
@@ -54,8 +62,46 @@ class Run:
     def key(self) -> str:
         return self.path.name
 
+    @property
+    def kind(self) -> str:
+        return self.path.parent.name
+
+    @property
+    def recover(self) -> str:
+        """What to do about a damaged file of this run."""
+        if self.published:
+            return (f"It is a published result: restore it with `git checkout -- {self.path}`, or recompute and "
+                    f"compare it with `fer-runs verify {self.key}`.")
+        return f"Delete {self.path} and run again: the run is recomputed (or `fer-runs import` a good copy of it)."
+
+    def manifest(self) -> dict | None:
+        if self._manifest is None:
+            self._manifest = read_manifest(self.path)
+            if self._manifest is None and self.published:
+                raise CorruptRunError(f"run {self.key}: published run {self.path} has no {MANIFEST}, so its files "
+                                      f"cannot be checked. {self.recover}")
+        return self._manifest
+
+    def file(self, name: str) -> Path:
+        """The path of the run's file ``name``, checked against the manifest on first access."""
+        if name not in self._checked:
+            manifest = self.manifest()
+            if manifest is not None:
+                check_file(self.path, name, manifest, self.recover)
+            if self.published and not (self.path / name).exists():
+                raise FileNotFoundError(
+                    f"published run {self.key} ({self.path}) holds no {name}: a published tier keeps only what the "
+                    f"book reads. Train the run into the local store (`fer-train`, or `fer-runs verify {self.key}`), "
+                    "or `fer-runs import` an export of the full run.")
+            self._checked.add(name)
+        return self.path / name
+
     def json(self, name: str) -> dict:
-        return json.loads((self.path / name).read_text())
+        path = self.file(name)
+        try:
+            return json.loads(path.read_text())
+        except ValueError as exc:
+            raise CorruptRunError(f"run {self.key}: {path} is not valid JSON ({exc}). {self.recover}") from exc
 
     @property
     def config(self) -> dict:
@@ -71,30 +117,51 @@ class Run:
 
     @property
     def history(self) -> pd.DataFrame:
-        return pd.read_csv(self.path / "history.csv")
+        return pd.read_csv(self.file("history.csv"))
 
     def arrays(self, name: str = "outputs") -> dict[str, np.ndarray]:
-        with np.load(self.path / f"{name}.npz", allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-
-    def file(self, name: str) -> Path:
-        return self.path / name
+        path = self.file(f"{name}.npz")
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+            raise CorruptRunError(f"run {self.key}: {path} cannot be read ({type(exc).__name__}: {exc}). "
+                                  f"{self.recover}") from exc
 
 
 class RunStore:
-    def __init__(self, root: str | Path | None = None):
+    """The local store (``root``, written) in front of the published tiers (``published``, read-only).
+
+    A key is looked up in the local store first, then in each published tier in order; a miss computes into the
+    local store. By default -- ``RunStore()`` -- the local store is ``FER_RUNS`` (``<project>/runs``) and the
+    published tiers are ``FER_RESULTS`` or every ``<project>/results/<profile>/``; a store given an explicit
+    ``root`` reads no published tier unless ``published`` names some (tests stay hermetic)."""
+
+    def __init__(self, root: str | Path | None = None, published: list[str | Path] | None = None):
         self.root = Path(root) if root else paths.runs_dir()
+        if published is None:
+            published = paths.published_roots() if root is None else []
+        self.published = [Path(p) for p in published]
 
     def key(self, kind: str, config: dict, data_fingerprint: str, reads: tuple[str, ...] = ()) -> str:
         """The run's key: its kind, config, data and the compute versions of its kind and of the kinds it reads."""
         return config_hash(kind, config, data_fingerprint, compute_version(kind, reads))[:20]
 
     def path(self, kind: str, key: str) -> Path:
+        """Where the local store keeps (or will keep) the run ``key``."""
         return self.root / kind / key
 
+    def find(self, kind: str, key: str) -> Run | None:
+        """The complete run ``key`` from the local store, else from the first published tier that has it."""
+        if self.path(kind, key).is_dir():
+            return Run(self.path(kind, key), hit=True)
+        for tier in self.published:
+            if (tier / kind / key).is_dir():
+                return Run(tier / kind / key, hit=True, published=True)
+        return None
+
     def get(self, kind: str, config: dict, data_fingerprint: str, reads: tuple[str, ...] = ()) -> Run | None:
-        p = self.path(kind, self.key(kind, config, data_fingerprint, reads))
-        return Run(p, hit=True) if p.is_dir() else None
+        return self.find(kind, self.key(kind, config, data_fingerprint, reads))
 
     def run(self, kind: str, config: dict, data_fingerprint: str, compute: Compute, env=None,
             reads: tuple[str, ...] = ()) -> Run:
@@ -102,8 +169,8 @@ class RunStore:
         the computation reads (a student's teachers), whose compute versions the key then includes."""
         key = self.key(kind, config, data_fingerprint, reads)
         final = self.path(kind, key)
-        if final.is_dir():
-            return Run(final, hit=True)
+        if (found := self.find(kind, key)) is not None:
+            return found
         is_main = env is None or env.is_main
         with self._lock(kind, key, enabled=is_main):
             if final.is_dir():  # another process finished it while we waited
@@ -128,6 +195,7 @@ class RunStore:
                         "data_fingerprint": data_fingerprint, "started": started, "finished": now(),
                         "wall_seconds": round(time.perf_counter() - t0, 2),
                         "world_size": getattr(env, "world_size", 1)})
+                    write_manifest(tmp)
                     os.rename(tmp, final)
                     shutil.rmtree(scratch, ignore_errors=True)
             finally:

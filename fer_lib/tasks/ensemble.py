@@ -49,9 +49,8 @@ def ensemble_run(members: list[str], teacher_runs: dict[str, Run], step: float =
     check_ensemble(members, teacher_runs, step, weights, min_weight)
     store = store or RunStore()
     runs = [teacher_runs[m] for m in members]
-    min_weight = step if min_weight is None else min_weight
-    config = {"members": members, "member_runs": [r.key for r in runs], "step": step, "min_weight": min_weight,
-              "weights": weights}
+    config, fingerprint = ensemble_key_parts(members, [r.key for r in runs], step, weights, min_weight)
+    min_weight = config["min_weight"]
     classes = runs[0].metrics["classes"]
 
     def compute(out: Path, scratch: Path) -> None:
@@ -70,7 +69,16 @@ def ensemble_run(members: list[str], teacher_runs: dict[str, Run], step: float =
             "val": ensemble_metrics(p_val, y_val, classes), "test": ensemble_metrics(p_test, y_test, classes)})
         np.savez(out / "outputs.npz", val_probs=p_val, val_labels=y_val, test_probs=p_test, test_labels=y_test)
 
-    return store.run(KIND, config, "+".join(r.key for r in runs), compute)
+    return store.run(KIND, config, fingerprint, compute)
+
+
+def ensemble_key_parts(members: list[str], member_keys: list[str], step: float, weights: list[float] | None = None,
+                       min_weight: float | None = None) -> tuple[dict, str]:
+    """(config, data fingerprint) that key the ensemble of the runs ``member_keys``: its members' keys stand in for
+    data, so the ensemble follows its teachers."""
+    config = {"members": members, "member_runs": list(member_keys), "step": step,
+              "min_weight": step if min_weight is None else min_weight, "weights": weights}
+    return config, "+".join(member_keys)
 
 
 def ensemble_runs(ensembles: dict[str, dict], teacher_runs: dict[str, Run], step: float = 0.1,

@@ -26,10 +26,11 @@ def section_runs(section: str, p: dict, profile: str) -> tuple[dict, dict[str, t
         tp = load_params(p["teachers_params"], profile)
         base = teacher_configs(tp["data"], tp["train"], tp["teachers"])
         return tp["data"], {f"{v}/{a}": ("teacher", c) for (v, a), c in arm_configs(base, p["vits"], p["arms"]).items()}
-    if section in ("04_kd_cifar", "05_dkd_sweep"):
+    if section in ("04_kd_cifar", "05_dkd_sweep"):  # the teachers first (as ``teacher:<role>``), then the students
         teachers = teacher_configs(p["data"], p["teacher_train"], p["teachers"], profile)
-        return p["data"], {n: ("student", c) for n, c in student_configs(p["data"], p["train"], p["student"], teachers,
-                                                                        p["arms"]).items()}
+        students = student_configs(p["data"], p["train"], p["student"], teachers, p["arms"])
+        return p["data"], {**{f"teacher:{n}": ("teacher", c) for n, c in teachers.items()},
+                           **{n: ("student", c) for n, c in students.items()}}
     if section == "06_segmentation":
         return p["data"], {n: ("segmenter", c) for n, c in seg_configs(p["data"], p["model"], p["train"], p["loss"],
                                                                       p["augment"], p["arms"]).items()}
@@ -53,12 +54,12 @@ def load_data(kind: str, data_params: dict):
     return load_av_dataset(data_params)
 
 
-def train_run(kind: str, cfg, data, env=None, progress: bool = True):
-    """The run for ``cfg`` from the store, trained on a miss."""
+def train_run(kind: str, cfg, data, env=None, progress: bool = True, store=None):
+    """The run for ``cfg`` from ``store`` (default: the project's), trained on a miss."""
     from .av import train_av
     from .distill import train_student
     from .segment import train_segmenter
     from .teacher import train_teacher
 
     fn = {"teacher": train_teacher, "student": train_student, "segmenter": train_segmenter, "av": train_av}[kind]
-    return fn(cfg, data=data, env=env, progress=progress)
+    return fn(cfg, store=store, data=data, env=env, progress=progress)

@@ -1,0 +1,113 @@
+"""Every run a profile's notebooks ask for, with its key, built by the same code as the notebooks.
+
+``plan_profile("real-cpu")`` walks the training sections (``sections.section_runs``) and section 02's ensembles,
+computes each run's key from its config and its data fingerprint, and records the runs it reads (a student its
+teachers, an ensemble its members). A run several sections share (01's ResNet18 is 04's and 05's teacher) is
+listed once, with every section that asks for it. Nothing is trained. Where a section's data are not on this
+machine (the paper profile on a laptop), its runs are listed without keys and ``missing_data`` says why.
+
+Used by ``fer-runs`` (list, publish) and, through the same function, by anything that needs the profile's runs.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from ..report.params import load_params, params_file
+from ..runs import RunStore
+from .ensemble import ensemble_key_parts
+from .sections import SECTIONS, load_data, section_runs
+
+#: the sections that read runs without training any (02 fuses 01's teachers; 08 and 09 read 01 and 02)
+READERS = {"02_ensembles": ("teacher", "ensemble"), "08_deployment": ("teacher", "ensemble"),
+           "09_calibration": ("teacher", "ensemble")}
+
+
+@dataclass
+class PlannedRun:
+    section: str                 # the first section (report order) that defines it
+    name: str                    # its name there: a teacher role, an arm, ``vit_tiny/revisit``, ``baseline/seed0``
+    kind: str
+    key: str | None              # None when its data (or a run it reads) cannot be fingerprinted here
+    config: object = None
+    reads: tuple[str, ...] = ()  # keys of the runs it reads
+    sections: list[str] = field(default_factory=list)  # every section that asks for it
+    missing_data: str | None = None
+    data_params: dict | None = None  # the parameters its data are loaded from (``sections.load_data``)
+
+    @property
+    def label(self) -> str:
+        return f"{self.section}/{self.name}"
+
+
+def _fingerprint(kind: str, data_params: dict, cache: dict) -> tuple[str | None, str | None]:
+    """(fingerprint, None) of a section's data, or (None, why not) when they cannot be read here."""
+    ident = json.dumps([kind in ("teacher", "student") or kind, data_params], sort_keys=True, default=str)
+    if ident not in cache:
+        try:
+            cache[ident] = (load_data(kind, data_params).fingerprint, None)
+        except (OSError, ValueError) as exc:  # a missing root, a DatasetError naming the file
+            cache[ident] = (None, f"{type(exc).__name__}: {exc}")
+    return cache[ident]
+
+
+def plan_profile(profile: str, sections: list[str] | None = None, store: RunStore | None = None,
+                 params: dict[str, dict] | None = None) -> dict[str, PlannedRun]:
+    """{label: planned run} of every run the profile's sections (default: all) ask for, teachers before the runs
+    that read them. ``params``: section -> parameters to use instead of ``params/<profile>/<section>.yaml``."""
+    store = store or RunStore()
+    params = params or {}
+    wanted = list(sections or [*SECTIONS, *READERS])
+    plan: dict[str, PlannedRun] = {}
+    by_key: dict[str, PlannedRun] = {}
+    data_cache: dict = {}
+
+    def add(run: PlannedRun) -> PlannedRun:
+        if run.key is not None and run.key in by_key:
+            known = by_key[run.key]
+            if run.section not in known.sections:
+                known.sections.append(run.section)
+            return known
+        run.sections = [run.section]
+        plan[run.label] = run
+        if run.key is not None:
+            by_key[run.key] = run
+        return run
+
+    def section_params(section: str) -> dict:
+        return params.get(section) or load_params(params_file(section, profile))
+
+    def teacher_keys(section: str, p01: dict) -> dict[str, PlannedRun]:
+        data_params, runs = section_runs("01_teachers", p01, profile)
+        return {name: add(_planned(section, name, kind, cfg, data_params, data_cache, store))
+                for name, (kind, cfg) in runs.items()}
+
+    for section in [s for s in SECTIONS if s in wanted]:
+        data_params, runs = section_runs(section, section_params(section), profile)
+        for name, (kind, cfg) in runs.items():
+            add(_planned(section, name, kind, cfg, data_params, data_cache, store))
+    for section in [s for s in READERS if s in wanted]:
+        p02 = section_params("02_ensembles") if section != "02_ensembles" else section_params(section)
+        members = teacher_keys(section, load_params(p02["teachers_params"], profile))
+        for name, spec in p02["ensembles"].items():
+            runs = [members[m] for m in spec["members"]]
+            key = missing = None
+            if all(r.key for r in runs):
+                config, fp = ensemble_key_parts(spec["members"], [r.key for r in runs], p02["step"], spec.get("weights"))
+                key = store.key("ensemble", config, fp)
+            else:
+                missing = next(r.missing_data for r in runs if r.key is None)
+            add(PlannedRun(section, f"ensemble:{name}", "ensemble", key, spec, tuple(r.key for r in runs if r.key),
+                           missing_data=missing))
+    return plan
+
+
+def _planned(section: str, name: str, kind: str, cfg, data_params: dict, data_cache: dict,
+             store: RunStore) -> PlannedRun:
+    fingerprint, missing = _fingerprint(kind, data_params, data_cache)
+    reads_kinds = ("teacher",) if kind == "student" and cfg.teachers else ()
+    key = store.key(kind, cfg.key_dict(), fingerprint, reads_kinds) if fingerprint else None
+    reads = ()
+    if kind == "student" and fingerprint:
+        reads = tuple(store.key("teacher", t.key_dict(), fingerprint) for t in cfg.teachers)
+    return PlannedRun(section, name, kind, key, cfg, reads, missing_data=missing, data_params=data_params)

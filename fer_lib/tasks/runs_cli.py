@@ -1,0 +1,219 @@
+"""``fer-runs``: the run store's command -- what a profile needs, publishing it, sharing it, checking it.
+
+    fer-runs list --profile real-cpu             every run the profile's notebooks ask for: local, published or missing
+    fer-runs publish --profile real-cpu          copy its finished runs into results/real-cpu/ (what the book reads)
+    fer-runs export --profile paper runs.tar.gz  the profile's finished local runs, whole, in one archive
+    fer-runs import runs.tar.gz                  add an export to the local store (checked member by member)
+    fer-runs verify KEY|PATH [--profile P]       retrain one run in a scratch store, compare its metrics
+
+The local store is ``FER_RUNS`` (``<project>/runs``); published tiers are ``results/<profile>/`` (or
+``FER_RESULTS``), read after the local store and never written but by ``publish``.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from .. import paths
+from ..report.params import PROFILES
+from ..runs import Run, RunStore
+from ..runs.manifest import CorruptRunError
+from ..runs.provenance import environment, git_commit, now
+from ..runs.transfer import ArchiveError, dir_bytes, export_runs, import_archive, publish_run
+from .plan import PlannedRun, plan_profile
+
+
+def status_table(plan: dict[str, PlannedRun], store: RunStore) -> pd.DataFrame:
+    """One row per planned run: where it is, its size and what it took to train."""
+    rows = []
+    for label, planned in plan.items():
+        run = store.find(planned.kind, planned.key) if planned.key else None
+        status = ("no data" if planned.key is None else "missing" if run is None else
+                  "published" if run.published else "local")
+        prov = run.provenance if run is not None else {}
+        rows.append({"run": label, "kind": planned.kind, "key": planned.key or "-", "status": status,
+                     "MB": round(dir_bytes(run.path) / 1e6, 2) if run is not None else None,
+                     "train min": round(prov["wall_seconds"] / 60, 1) if prov.get("wall_seconds") else None,
+                     "trained on": prov.get("cpu") or prov.get("device", "") if prov else "",
+                     "sections": ", ".join(s[:2] for s in planned.sections)})
+    return pd.DataFrame(rows)
+
+
+def weights_needed(plan: dict[str, PlannedRun], store: RunStore) -> set[str]:
+    """Keys of the runs whose weights the book reads: section 06's arm selected on validation F-score (its
+    prediction grid, the challenge masks and ``fer-parse``). 08 measures architectures, not trained weights."""
+    segmenters = {p.key: store.find(p.kind, p.key) for p in plan.values() if p.kind == "segmenter" and p.key}
+    found = {k: r for k, r in segmenters.items() if r is not None}
+    if not found:
+        return set()
+    return {max(found, key=lambda k: found[k].metrics["val"]["fscore"])}
+
+
+def cmd_list(a) -> int:
+    store = RunStore()
+    table = status_table(plan_profile(a.profile, a.sections, store), store)
+    with pd.option_context("display.max_rows", None, "display.width", 220, "display.max_colwidth", 60):
+        print(table.to_string(index=False))
+    counts = table["status"].value_counts().to_dict()
+    minutes = table["train min"].sum()
+    print(f"\n{a.profile}: {len(table)} runs -- " + ", ".join(f"{n} {s}" for s, n in counts.items()) +
+          f"; {table['MB'].sum():.1f} MB; {minutes:.0f} min of training recorded")
+    return 0
+
+
+def cmd_publish(a) -> int:
+    store = RunStore(published=[])  # publish copies local runs only
+    plan = plan_profile(a.profile, a.sections, RunStore())
+    tier = Path(a.to) if a.to else paths.results_dir() / a.profile
+    keep = weights_needed(plan, RunStore())
+    meta = {"published": now(), "profile": a.profile, "published_from_commit": git_commit()}
+    changed = unchanged = 0
+    missing = []
+    for label, planned in plan.items():
+        run = store.find(planned.kind, planned.key) if planned.key else None
+        if run is None:
+            missing.append(label)
+            continue
+        _, did = publish_run(run.path, tier, keep_weights=planned.key in keep, **meta)
+        changed += did
+        unchanged += not did
+    size = dir_bytes(tier) / 1e6 if tier.is_dir() else 0.0
+    print(f"fer-runs publish: {changed} run(s) written, {unchanged} already published, into {tier} "
+          f"({size:.1f} MB in all)")
+    if missing:
+        print(f"  not in the local store ({len(missing)}): " + ", ".join(missing))
+    if size > a.max_mb:
+        print(f"fer-runs publish: {tier} holds {size:.1f} MB, over the {a.max_mb:.0f} MB budget", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_export(a) -> int:
+    store = RunStore(published=[])
+    plan = plan_profile(a.profile, a.sections, store)
+    runs = [r for p in plan.values() if p.key and (r := store.find(p.kind, p.key)) is not None]
+    size = export_runs([r.path for r in runs], Path(a.archive))
+    print(f"fer-runs export: {len(runs)} of {len(plan)} runs of {a.profile} -> {a.archive} ({size / 1e6:.1f} MB)")
+    return 0
+
+
+def cmd_import(a) -> int:
+    added, present = import_archive(Path(a.archive), RunStore().root)
+    print(f"fer-runs import: {len(added)} run(s) added to {RunStore().root}, {len(present)} already there")
+    return 0
+
+
+class _ScratchStore(RunStore):
+    """A scratch store that recomputes ``target`` and reads everything else it can from ``sources``; a published
+    teacher without weights is recomputed too (a student needs its teachers' weights)."""
+
+    def __init__(self, root: Path, sources: list[Path], target: str):
+        super().__init__(root, published=sources)
+        self.target = target
+
+    def find(self, kind: str, key: str) -> Run | None:
+        if key == self.target:
+            return Run(self.path(kind, key), hit=True) if self.path(kind, key).is_dir() else None
+        run = super().find(kind, key)
+        if run is not None and kind == "teacher" and not (run.path / "weights.safetensors").is_file():
+            return None
+        return run
+
+
+def flat_metrics(metrics: dict, prefix: str = "") -> dict[str, float]:
+    out = {}
+    for k, v in metrics.items():
+        name = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flat_metrics(v, name + "."))
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            out[name] = float(v)
+        elif isinstance(v, list) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
+            out.update({f"{name}[{i}]": float(x) for i, x in enumerate(v)})
+    return out
+
+
+def compare_metrics(published: dict, recomputed: dict) -> pd.DataFrame:
+    """Every numeric metric of either run: both values and their absolute difference (NaN where one lacks it)."""
+    a, b = flat_metrics(published), flat_metrics(recomputed)
+    rows = [{"metric": k, "published": a.get(k), "recomputed": b.get(k),
+             "abs diff": abs(a[k] - b[k]) if k in a and k in b else float("nan")} for k in sorted(set(a) | set(b))]
+    return pd.DataFrame(rows)
+
+
+def cmd_verify(a) -> int:
+    from .sections import load_data, train_run
+
+    target = Path(a.run).name if Path(a.run).is_dir() else a.run
+    profiles = [a.profile] if a.profile else list(PROFILES)
+    planned = None
+    for profile in profiles:
+        planned = next((p for p in plan_profile(profile).values() if p.key == target), None)
+        if planned is not None:
+            break
+    if planned is None:
+        raise SystemExit(f"fer-runs verify: no run of {', '.join(profiles)} has the key {target!r}; "
+                         "`fer-runs list --profile P` shows the keys")
+    if planned.kind == "ensemble":
+        raise SystemExit("fer-runs verify: an ensemble is recomputed from its members by section 02 in seconds; "
+                         "verify its members instead")
+    original = RunStore().find(planned.kind, target)
+    if original is None:
+        raise SystemExit(f"fer-runs verify: {planned.label} ({target}) is in no store yet: nothing to compare")
+    sources = [RunStore().root, *RunStore().published]
+    with tempfile.TemporaryDirectory(prefix="fer-verify-", dir=a.scratch) as scratch:
+        store = _ScratchStore(Path(scratch), sources, target)
+        print(f"fer-runs verify: retraining {planned.label} ({planned.kind} {target}) in {scratch}")
+        data = load_data(planned.kind, planned.data_params)
+        fresh = train_run(planned.kind, planned.config, data, store=store)
+        table = compare_metrics(original.metrics, fresh.metrics)
+        prov_a, prov_b = original.provenance, environment()
+    differs = table[~(table["abs diff"] == 0)]
+    print(f"published: trained {prov_a.get('finished', '?')} on {prov_a.get('cpu') or prov_a.get('device')} "
+          f"(torch {prov_a.get('torch')}, commit {prov_a.get('git_commit')})")
+    print(f"recomputed: {now()} on {prov_b.get('cpu')} (torch {prov_b.get('torch')}, commit {prov_b.get('git_commit')})")
+    print(f"{len(table)} metrics compared: {len(table) - len(differs)} equal, {len(differs)} differ"
+          + (f" (largest difference {differs['abs diff'].max():.3g})" if len(differs) else ""))
+    if len(differs):
+        with pd.option_context("display.max_rows", None, "display.width", 200):
+            print(differs.to_string(index=False))
+    return 0 if not len(differs) else 1
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="fer-runs", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    def with_profile(p, default="smoke"):
+        p.add_argument("--profile", default=default, choices=PROFILES)
+        p.add_argument("--sections", nargs="*", help="only these sections (default: all)")
+        return p
+
+    with_profile(sub.add_parser("list", help="every run the profile asks for: local, published or missing"))
+    p = with_profile(sub.add_parser("publish", help="copy the profile's finished runs into results/<profile>/"))
+    p.add_argument("--to", help="publish into this folder instead of results/<profile>/")
+    p.add_argument("--max-mb", type=float, default=40.0, help="fail when the published tier grows past this (MB)")
+    p = with_profile(sub.add_parser("export", help="the profile's finished local runs into one .tar.gz"))
+    p.add_argument("archive")
+    sub.add_parser("import", help="add the runs of an exported archive to the local store").add_argument("archive")
+    p = sub.add_parser("verify", help="retrain one run in a scratch store and compare its metrics")
+    p.add_argument("run", help="a run's key or its folder")
+    p.add_argument("--profile", choices=PROFILES, help="the profile that defines it (default: look in all)")
+    p.add_argument("--scratch", help="where the scratch store goes (default: the system's temporary folder)")
+    a = ap.parse_args(argv)
+    commands = {"list": cmd_list, "publish": cmd_publish, "export": cmd_export, "import": cmd_import,
+                "verify": cmd_verify}
+    try:
+        sys.exit(commands[a.command](a))
+    except (ArchiveError, CorruptRunError) as exc:
+        sys.exit(f"fer-runs {a.command}: {exc}")
+    except KeyboardInterrupt:
+        sys.exit(f"fer-runs {a.command}: interrupted")
+
+
+if __name__ == "__main__":
+    main()
