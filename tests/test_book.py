@@ -79,3 +79,21 @@ def test_provenance_note_says_what_the_runs_cost_when_they_came_from_the_store()
     assert cost_sentence({"wall_seconds": 130.0, "runs": [{"key": "t", "cached": False, "train_seconds": 125.0}]}) == (
         "executed in 2 min, of which training its 1 run took 2 min")
     assert cost_sentence({"wall_seconds": 3.0}) == "executed in 3 s"
+
+
+def test_provenance_note_says_the_numbers_came_from_the_published_results_and_how_to_recompute_them():
+    from fer_lib.report.book import provenance_markdown, source_sentence
+
+    run = {"kind": "teacher", "cached": True, "train_seconds": 600, "trained_on": "AMD EPYC (2 cores)"}
+    prov = {"profile": "real-cpu", "wall_seconds": 9, "runs": [
+        {**run, "key": "a", "published": True, "finished": "2026-12-05T15:00:00+00:00"},
+        {**run, "key": "b", "published": True, "finished": "2026-12-07T09:00:00+00:00"},
+        {**run, "key": "a", "published": True, "finished": "2026-12-05T15:00:00+00:00"}]}  # read twice: one run
+    assert source_sentence(prov) == (
+        " Its numbers were read from the published results (`results/real-cpu/`): all 2 of its runs were trained "
+        "between 2026-12-05 and 2026-12-07 on AMD EPYC (2 cores). Recompute any of them and compare with "
+        "`fer-runs verify KEY` (`fer-runs list --profile real-cpu` gives the keys).")
+    prov["runs"][1]["published"] = False
+    assert "1 of its 2 runs was trained on 2026-12-05 on AMD EPYC" in source_sentence(prov)
+    assert source_sentence({"runs": [{**run, "key": "c", "published": False}]}) == ""
+    assert "published results" in provenance_markdown({**prov, "finished": "2026-12-08T10:00"}, "real-cpu")

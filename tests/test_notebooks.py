@@ -130,3 +130,24 @@ def test_smoke_report_executes_and_builds_with_warnings_as_errors(tmp_path, monk
                     str(out)], cwd=out.parent, check=True, env=dict(os.environ))
     prov09 = json.loads((book / "_artifacts" / "provenance" / "09_calibration.json").read_text())
     assert all(r["cached"] for r in prov09["runs"])
+
+    # the plan lists every run a notebook asked for (fer-runs list/publish and the sweep planner rest on it)
+    from fer_lib.tasks.plan import plan_profile
+    planned = {p.key for p in plan_profile("smoke").values()}
+    for prov_file in (book / "_artifacts" / "provenance").glob("*.json"):
+        used = {r["key"] for r in json.loads(prov_file.read_text())["runs"]}
+        assert used <= planned, f"{prov_file.stem} read runs the plan does not list: {sorted(used - planned)}"
+
+    # published, then built from the published tier alone: an empty local store, and no run is trained
+    tier = tmp_path / "results" / "smoke"
+    fer_runs = str(Path(sys.executable).with_name("fer-runs"))
+    subprocess.run([fer_runs, "publish", "--profile", "smoke", "--to", str(tier)], check=True, env=dict(os.environ))
+    monkeypatch.setenv("FER_RUNS", str(tmp_path / "empty-store"))
+    monkeypatch.setenv("FER_RESULTS", str(tier))
+    trained = [s.name for s in SECTIONS if s.name not in ("intro", "appendix")]
+    assert set(run_sections("smoke", book, trained, force=True).values()) == {"ran"}
+    for name in trained:
+        runs = json.loads((book / "_artifacts" / "provenance" / f"{name}.json").read_text())["runs"]
+        assert all(r["cached"] and r["published"] for r in runs), f"{name} trained a run instead of reading it"
+    assert not list((tmp_path / "empty-store").glob("*/*[0-9a-f]")), "a run was written to the local store"
+

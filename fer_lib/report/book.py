@@ -60,6 +60,23 @@ def cost_sentence(prov: dict) -> str:
     return f"{text}, training {trained} of its {n} runs and reading {n - trained} from the run store (all {n} took {cost} to train)"
 
 
+def source_sentence(prov: dict) -> str:
+    """Where the section's numbers come from when it read published runs: the published results, when and on what
+    hardware they were trained, and how to recompute one. Empty when it read none."""
+    runs = list({r["key"]: r for r in prov.get("runs", [])}.values())
+    published = [r for r in runs if r.get("published")]
+    if not published:
+        return ""
+    days = sorted(r["finished"][:10] for r in published if r.get("finished"))
+    when = "" if not days else f" on {days[0]}" if days[0] == days[-1] else f" between {days[0]} and {days[-1]}"
+    hardware = sorted({r.get("trained_on") or "?" for r in published})
+    n, total = len(published), len(runs)
+    which = f"all {n} of its runs" if n == total and n > 1 else "its run" if n == total else f"{n} of its {total} runs"
+    return (f" Its numbers were read from the published results (`results/{prov.get('profile', '')}/`): "
+            f"{which} {'was' if n == 1 else 'were'} trained{when} on {' and '.join(hardware)}. Recompute any of them and compare with "
+            f"`fer-runs verify KEY` (`fer-runs list --profile {prov.get('profile', '')}` gives the keys).")
+
+
 def provenance_markdown(prov: dict | None, profile: str) -> str:
     if not prov:
         return f":::{{note}}\nBuilt with the **{profile}** profile.\n:::"
@@ -68,7 +85,7 @@ def provenance_markdown(prov: dict | None, profile: str) -> str:
     return (":::{note}\n"
             f"**This page** was computed with the **{prov.get('profile', profile)}** profile on {when} UTC, on "
             f"{prov.get('device', '?')}, with fer_lib {prov.get('fer_lib', '?')} (commit "
-            f"`{prov.get('git_commit', '?')}`), {cost_sentence(prov)}. Data: {data}. "
+            f"`{prov.get('git_commit', '?')}`), {cost_sentence(prov)}.{source_sentence(prov)} Data: {data}. "
             "Code cells are collapsed: open one to see what computed the output below it.\n:::")
 
 

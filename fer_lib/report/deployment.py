@@ -4,14 +4,16 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
-from ..engine import load_weights
 from ..engine.latency import measure_latency, measure_throughput, model_size
 from ..models import create_model
 from ..models.ensemble import ProbabilityEnsemble
 
 
-def load_teacher(cfg, run, num_classes: int, device) -> torch.nn.Module:
-    return load_weights(create_model(cfg.model, num_classes), run.file("weights.safetensors")).to(device).eval()
+def teacher_model(cfg, num_classes: int, device) -> torch.nn.Module:
+    """The teacher's architecture at its run's configuration, with untrained weights: size, latency and throughput
+    depend on the architecture, not on the weights' values, so section 08 reads no weights (published runs hold
+    none)."""
+    return create_model(cfg.model, num_classes).to(device).eval()
 
 
 def segmenter_models(params: dict) -> dict[str, tuple[torch.nn.Module, tuple[int, ...]]]:

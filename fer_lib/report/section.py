@@ -39,8 +39,11 @@ class Section:
         return values
 
     def use(self, run: Run) -> Run:
+        prov = run.provenance
         self.runs.append({"kind": run.path.parent.name, "key": run.key, "cached": bool(getattr(run, "hit", False)),
-                          "train_seconds": run.provenance.get("wall_seconds")})
+                          "published": bool(getattr(run, "published", False)),
+                          "train_seconds": prov.get("wall_seconds"), "finished": prov.get("finished"),
+                          "trained_on": trained_on(prov), "git_commit": prov.get("git_commit")})
         return run
 
     def finish(self, *datasets) -> pd.DataFrame:
@@ -57,6 +60,14 @@ class Section:
         rows["runs computed / read from store"] = (f"{sum(not r['cached'] for r in self.runs)} / "
                                                    f"{sum(r['cached'] for r in self.runs)}")
         return pd.DataFrame({"value": rows})
+
+
+def trained_on(prov: dict) -> str:
+    """The hardware a run's provenance names: the GPU, or the CPU model and its cores."""
+    device = prov.get("device", "") or ""
+    if device.startswith("cuda") or not prov.get("cpu"):
+        return device.removeprefix("cuda:") or "?"
+    return f"{prov['cpu']} ({prov.get('cpu_count', '?')} cores)"
 
 
 def start_section(name: str, profile: str, params: dict) -> Section:

@@ -29,11 +29,11 @@ def run_summary(runs: dict[str, Run], configs: dict) -> pd.DataFrame:
 
 
 def ranking(runs: dict[str, Run]) -> pd.DataFrame:
-    """Validation F-score (selection) and held-out test F-score per arm, best first."""
+    """Validation F-score (selection) and held-out test F-score per arm, best first (ties keep the arms' order)."""
     df = pd.DataFrame({n: {"val_fscore": r.metrics["val"]["fscore"], "test_fscore": r.metrics["test"]["fscore"],
                            "val_miou": r.metrics["val"]["miou"], "best_epoch": r.metrics["best_epoch"]}
                        for n, r in runs.items()}).T
-    return df.sort_values("val_fscore", ascending=False)
+    return df.sort_values("val_fscore", ascending=False, kind="stable")
 
 
 def seed_table(seed: dict) -> pd.DataFrame:

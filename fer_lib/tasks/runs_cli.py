@@ -45,12 +45,13 @@ def status_table(plan: dict[str, PlannedRun], store: RunStore) -> pd.DataFrame:
 
 def weights_needed(plan: dict[str, PlannedRun], store: RunStore) -> set[str]:
     """Keys of the runs whose weights the book reads: section 06's arm selected on validation F-score (its
-    prediction grid, the challenge masks and ``fer-parse``). 08 measures architectures, not trained weights."""
-    segmenters = {p.key: store.find(p.kind, p.key) for p in plan.values() if p.kind == "segmenter" and p.key}
-    found = {k: r for k, r in segmenters.items() if r is not None}
-    if not found:
-        return set()
-    return {max(found, key=lambda k: found[k].metrics["val"]["fscore"])}
+    prediction grid and challenge masks; ``fer-parse``), chosen by the notebook's own ranking. Section 08 measures
+    architectures, not trained weights; every other section reads outputs and metrics."""
+    from ..report.segmentation import ranking
+
+    arms = {p.key: store.find(p.kind, p.key) for p in plan.values() if p.kind == "segmenter" and p.key}
+    arms = {key: run for key, run in arms.items() if run is not None}
+    return {ranking(arms).index[0]} if arms else set()
 
 
 def cmd_list(a) -> int:
