@@ -151,3 +151,25 @@ def test_smoke_report_executes_and_builds_with_warnings_as_errors(tmp_path, monk
         assert all(r["cached"] and r["published"] for r in runs), f"{name} trained a run instead of reading it"
     assert not list((tmp_path / "empty-store").glob("*/*[0-9a-f]")), "a run was written to the local store"
 
+
+
+@pytest.mark.parametrize("section", ["00_data", "09_calibration"])
+def test_profile_alone_selects_the_profiles_values(section):
+    """`papermill NB OUT -p profile real-cpu` injects only `profile`: use_profile gives every other parameter the
+    real-cpu file's value; a value set explicitly (not the smoke default) is kept; the provenance check agrees."""
+    from fer_lib.report.params import differs_from_profile, use_profile
+
+    defaults = parameters_cell(nbformat.read(ROOT / "notebooks" / f"{section}.ipynb", as_version=4))
+    real = yaml.safe_load((ROOT / "params" / "real-cpu" / f"{section}.yaml").read_text())
+    namespace = {**defaults, "profile": "real-cpu"}
+    changed = use_profile(section, namespace)
+    assert changed and all(namespace[k] == real[k] for k in real if k in defaults)
+    assert differs_from_profile(section, "real-cpu", {k: namespace[k] for k in real}) == []
+    # smoke's values under a real-cpu label are what the provenance flags
+    assert differs_from_profile(section, "real-cpu", {k: defaults[k] for k in changed}) == sorted(changed)
+    # an explicit value survives
+    name = next(iter(changed))
+    explicit = {**defaults, "profile": "real-cpu", name: "mine"}
+    use_profile(section, explicit)
+    assert explicit[name] == "mine"
+    assert use_profile(section, dict(defaults)) == {}  # smoke stays smoke

@@ -82,7 +82,13 @@ def provenance_markdown(prov: dict | None, profile: str) -> str:
         return f":::{{note}}\nBuilt with the **{profile}** profile.\n:::"
     data = ", ".join(f"{k} (fingerprint `{v[:12]}`)" for k, v in prov.get("datasets", {}).items()) or "none"
     when = prov.get("finished", "")[:16].replace("T", " ")
-    return (":::{note}\n"
+    differs = prov.get("differs_from_profile") or []
+    warning = ("" if not differs else
+               f":::{{warning}}\nThis page claims the **{prov.get('profile', profile)}** profile, but its parameters "
+               f"{', '.join(f'`{k}`' for k in differs)} are not the values of "
+               f"`params/{prov.get('profile', profile)}/{prov.get('section', '')}.yaml`: its results are not that "
+               "profile's.\n:::\n\n")
+    return warning + (":::{note}\n"
             f"**This page** was computed with the **{prov.get('profile', profile)}** profile on {when} UTC, on "
             f"{prov.get('device', '?')}, with fer_lib {prov.get('fer_lib', '?')} (commit "
             f"`{prov.get('git_commit', '?')}`), {cost_sentence(prov)}.{source_sentence(prov)} Data: {data}. "

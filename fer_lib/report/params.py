@@ -22,3 +22,35 @@ def load_params(path: str | Path, profile: str | None = None) -> dict:
     if not p.is_file():
         raise FileNotFoundError(f"parameters file not found: {p}")
     return yaml.safe_load(p.read_text()) or {}
+
+
+def use_profile(section: str, namespace: dict) -> dict:
+    """Make a notebook's ``profile`` parameter mean that profile's parameters.
+
+    Every parameter still at its smoke default (the value in the notebook's parameters cell) takes the value
+    ``params/<profile>/<section>.yaml`` gives it, so ``papermill NB OUT -p profile real-cpu`` alone -- or
+    ``profile = 'real-cpu'`` typed into JupyterLab's parameters cell -- runs the real-cpu settings. A value set
+    explicitly (``-p``/``-f``, or edited by hand) differs from the smoke default and is kept. Called at the top of
+    each notebook with ``globals()``; returns the parameters it changed."""
+    profile = namespace.get("profile", "smoke")
+    if profile not in PROFILES:
+        raise ValueError(f"profile: expected one of {', '.join(PROFILES)}, got {profile!r} (the notebook's "
+                         "`profile` parameter)")
+    if profile == "smoke":
+        return {}
+    smoke, target = load_params(params_file(section, "smoke")), load_params(params_file(section, profile))
+    changed = {}
+    for name, value in target.items():
+        if name != "profile" and name in namespace and namespace[name] == smoke.get(name) and value != smoke.get(name):
+            namespace[name] = changed[name] = value
+    return changed
+
+
+def differs_from_profile(section: str, profile: str, params: dict) -> list[str]:
+    """The parameters in ``params`` whose values are not those ``params/<profile>/<section>.yaml`` gives (a section
+    that claims a profile but ran other settings); [] when they all match."""
+    pf = params_file(section, profile)
+    if not pf.is_file():
+        return []
+    expected = load_params(pf)
+    return sorted(k for k, v in params.items() if k in expected and expected[k] != v)

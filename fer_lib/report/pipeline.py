@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import time
+import uuid
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,7 +99,7 @@ def execute(spec: SectionSpec, profile: str, out: Path, failed_dir: Path | None 
     pf = params_file(spec.name, profile)
     params = yaml.safe_load(pf.read_text()) if pf.exists() else {}
     params["profile"] = profile
-    tmp = out.with_name(f".{out.name}.tmp.ipynb")
+    tmp = out.with_name(f".{out.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp.ipynb")  # per process: concurrent builds
     failed = (failed_dir or out.parent.parent / "_build" / "failed") / out.name
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -125,7 +126,7 @@ def execute(spec: SectionSpec, profile: str, out: Path, failed_dir: Path | None 
 def _write_atomic(path: Path, data: bytes | str) -> None:
     """Write ``path`` through a temporary file in its folder and a rename: it is never seen half-written."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
     try:
         if isinstance(data, str):
             tmp.write_text(data)
@@ -162,6 +163,16 @@ def quiet_thread_waits() -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
+#: the stamps file also records the profile the executed sections were built with (``jupyter-book build book``
+#: executes missing sections with it)
+PROFILE_KEY = "_profile"
+
+
+def built_profile(book: Path) -> str | None:
+    """The profile of the sections already executed into ``book``, if any."""
+    return _read_stamps(book / "sections" / ".stamps.json").get(PROFILE_KEY)
+
+
 def run_sections(profile: str, book: Path, only: list[str] | None = None, force: bool = False,
                  log=print) -> dict[str, str]:
     """Execute the (selected) sections in order; returns {section: 'ran' | 'skipped'}."""
@@ -187,6 +198,7 @@ def run_sections(profile: str, book: Path, only: list[str] | None = None, force:
         log(f"[fer-report] {spec.name}: running ({profile}) ...")
         execute(spec, profile, out)
         recorded[spec.name] = current[spec.name]
+        recorded[PROFILE_KEY] = profile
         _write_atomic(stamps_file, json.dumps(recorded, indent=1))
         status[spec.name] = "ran"
         log(f"[fer-report] {spec.name}: done in {time.perf_counter() - t0:.0f} s")

@@ -10,12 +10,14 @@ returns it as a table.
 from __future__ import annotations
 
 import time
+import warnings
 
 import pandas as pd
 
 from .. import paths
 from ..runs import Run, environment, write_json_atomic
 from ..runs.provenance import now
+from .params import differs_from_profile
 
 
 class Section:
@@ -23,6 +25,11 @@ class Section:
         self.name, self.profile, self.params = name, profile, params
         self.started, self._t0 = now(), time.perf_counter()
         self.runs: list[dict] = []
+        self.differs = differs_from_profile(name, profile, params)
+        if self.differs:
+            warnings.warn(f"section {name} claims the {profile} profile but its parameters {', '.join(self.differs)} "
+                          f"are not those of params/{profile}/{name}.yaml: its results are not the {profile} "
+                          "profile's (the provenance note says so)", stacklevel=3)
 
     def glue(self, key: str, value, display: bool = False):
         """Make ``value`` citable in the notebook's prose as {glue:text}`key`."""
@@ -51,7 +58,7 @@ class Section:
         record = {"section": self.name, "profile": self.profile, **environment(), "started": self.started,
                   "finished": now(), "wall_seconds": round(wall, 1), "params": self.params,
                   "datasets": {d.name: d.fingerprint[:16] for d in datasets if d is not None},
-                  "runs": self.runs}
+                  "runs": self.runs, "differs_from_profile": self.differs}
         write_json_atomic(paths.report_dir() / "provenance" / f"{self.name}.json", record)
         self.glue(f"{self.name}_wall_minutes", round(wall / 60, 2))
         rows = {k: record[k] for k in ("section", "profile", "git_commit", "fer_lib", "torch", "device",
