@@ -26,13 +26,17 @@ test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q -m "not slow"
 	$(BIN)/python -m pytest -q -m slow
 
-# JupyterLab with the project's kernel (the venv's python3), notebook progress bars and MyST (glue) rendering
+# JupyterLab with the project's kernel (the venv's python3, with the thread policy that shares the cores) and
+# notebook progress bars. Notebooks under notebooks/ are saved without outputs (fer_lib.report.lab.strip_outputs).
+# FER_PROFILE=real-cpu make lab: the notebooks open on that profile's parameters (their `profile` parameter reads it).
 $(VENV)/.lab-installed: $(VENV)/.installed
 	$(BIN)/pip install -e '.[dev,lab]'
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (fer_lib)" \
+		--env OMP_WAIT_POLICY PASSIVE
 	touch $@
 
 lab: $(VENV)/.lab-installed
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab --ContentsManager.pre_save_hook=fer_lib.report.lab.strip_outputs notebooks/
 
 # Build the book of PROFILE and commit it to the local gh-pages branch (GitHub Pages serves that branch);
 # PUSH=1 also pushes the branch to origin.

@@ -14,3 +14,7 @@ Split by concern, each sub-package small:
 """
 
 __version__ = "0.3.0"
+
+from .threads import share_cores as _share_cores  # noqa: E402 - before any submodule loads torch's OpenMP runtime
+
+_share_cores()

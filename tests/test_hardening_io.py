@@ -381,12 +381,38 @@ def test_audit_of_complete_classes_flags_nothing():
     assert empty_classes(only_a_in_val) == [("val", "b")]
 
 
-def test_report_runner_makes_openmp_threads_wait_passively_unless_the_user_chose(monkeypatch):
-    from fer_lib.report.pipeline import quiet_thread_waits
+def test_every_entry_point_makes_openmp_threads_wait_passively_unless_the_user_chose(monkeypatch):
+    from fer_lib.threads import share_cores
 
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
-    quiet_thread_waits()
+    share_cores()
     assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
-    quiet_thread_waits()
+    share_cores()
     assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
+
+
+@pytest.mark.parametrize("command", ["fer-train", "fer-parse", "fer-runs", "fer-report"])
+def test_a_command_line_tool_runs_with_the_policy_before_torch_loads(command, tmp_path):
+    """The policy is in the environment by the time torch (and its OpenMP runtime) is imported, for each entry
+    point's module; a user's own setting wins."""
+    import subprocess
+    import sys
+
+    module = {"fer-train": "fer_lib.tasks.cli", "fer-parse": "fer_lib.tasks.parse_cli",
+              "fer-runs": "fer_lib.tasks.runs_cli", "fer-report": "fer_lib.report.pipeline"}[command]
+    probe = ("import builtins, os\n"
+             "seen = {}\n"
+             "real = builtins.__import__\n"
+             "def spy(name, *a, **k):\n"
+             "    if name == 'torch' and 'policy' not in seen: seen['policy'] = os.environ.get('OMP_WAIT_POLICY')\n"
+             "    return real(name, *a, **k)\n"
+             "builtins.__import__ = spy\n"
+             f"import {module}\n"
+             "print(seen.get('policy'))\n")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "PASSIVE"
+    out = subprocess.run([sys.executable, "-c", probe], env={**env, "OMP_WAIT_POLICY": "ACTIVE"},
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "ACTIVE"

@@ -173,3 +173,18 @@ def test_profile_alone_selects_the_profiles_values(section):
     use_profile(section, explicit)
     assert explicit[name] == "mine"
     assert use_profile(section, dict(defaults)) == {}  # smoke stays smoke
+
+
+def test_fer_profile_stands_in_for_the_default_profile(monkeypatch):
+    """`FER_PROFILE=real-cpu make lab`: a notebook left at profile 'smoke' opens on real-cpu's values; an explicit
+    other profile is kept."""
+    from fer_lib.report.params import use_profile
+
+    defaults = parameters_cell(nbformat.read(ROOT / "notebooks" / "09_calibration.ipynb", as_version=4))
+    monkeypatch.setenv("FER_PROFILE", "real-cpu")
+    namespace = dict(defaults)
+    use_profile("09_calibration", namespace)
+    assert namespace["profile"] == "real-cpu" and namespace["n_boot"] == 1000 != defaults["n_boot"]
+    namespace = {**defaults, "profile": "paper"}
+    use_profile("09_calibration", namespace)
+    assert namespace["profile"] == "paper"

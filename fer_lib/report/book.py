@@ -7,6 +7,8 @@
 - **The parameters as a compact table** in a collapsed dropdown, in place of papermill's injected code cell.
 - **Code collapsed**: every code cell is tagged ``hide-input``; the reader sees prose, tables and figures and can
   open any cell's code.
+- **No "values cited" tables**: JupyterLab shows them under the cells that glue numbers, since it renders the
+  prose's glue roles as written; the book pastes the values into the prose instead.
 - **No progress bars**: tqdm's widgets are live only while a kernel runs; executed, they would render as one stale
   "0%" line per epoch, so their outputs are dropped.
 
@@ -18,6 +20,8 @@ import json
 from pathlib import Path
 
 import nbformat
+
+from .section import CITED
 
 HIDDEN = {"remove-cell", "remove-input", "hide-input", "hide-cell"}
 WIDGET = "application/vnd.jupyter.widget-view+json"
@@ -105,7 +109,8 @@ def decorate(nb, profile: str, params: dict, params_path: str | None = None, pro
         elif cell.cell_type == "code" and not HIDDEN & set(tags):
             tags.append("hide-input")
         if cell.cell_type == "code":
-            cell.outputs = [o for o in cell.get("outputs", []) if WIDGET not in o.get("data", {})]
+            cell.outputs = [o for o in cell.get("outputs", []) if WIDGET not in o.get("data", {})
+                            and not o.get("metadata", {}).get(CITED)]
     first = next((i for i, c in enumerate(nb.cells) if c.cell_type == "markdown"), None)
     new = [nbformat.v4.new_markdown_cell(provenance_markdown(provenance, profile)),
            nbformat.v4.new_markdown_cell(parameters_markdown(params, profile, params_path))]

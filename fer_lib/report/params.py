@@ -1,6 +1,7 @@
 """Notebook parameters: ``params/<profile>/<section>.yaml``, resolved from the project root."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import yaml
@@ -31,8 +32,13 @@ def use_profile(section: str, namespace: dict) -> dict:
     ``params/<profile>/<section>.yaml`` gives it, so ``papermill NB OUT -p profile real-cpu`` alone -- or
     ``profile = 'real-cpu'`` typed into JupyterLab's parameters cell -- runs the real-cpu settings. A value set
     explicitly (``-p``/``-f``, or edited by hand) differs from the smoke default and is kept. Called at the top of
-    each notebook with ``globals()``; returns the parameters it changed."""
+    each notebook with ``globals()``; returns the parameters it changed.
+
+    ``FER_PROFILE`` (``FER_PROFILE=real-cpu make lab``) stands in for a ``profile`` left at its default 'smoke';
+    ``fer-report`` sets it to the profile it builds."""
     profile = namespace.get("profile", "smoke")
+    if profile == "smoke" and os.environ.get("FER_PROFILE"):
+        profile = namespace["profile"] = os.environ["FER_PROFILE"]
     if profile not in PROFILES:
         raise ValueError(f"profile: expected one of {', '.join(PROFILES)}, got {profile!r} (the notebook's "
                          "`profile` parameter)")

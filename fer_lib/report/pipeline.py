@@ -31,6 +31,7 @@ from pathlib import Path
 import yaml
 
 from .. import paths
+from ..threads import share_cores
 from .params import PROFILES, params_file
 
 
@@ -104,7 +105,8 @@ def execute(spec: SectionSpec, profile: str, out: Path, failed_dir: Path | None 
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
         pm.execute_notebook(str(src), str(tmp), parameters=params, cwd=str(paths.project_root()),
-                            progress_bar=False, log_output=False)
+                            progress_bar=False, log_output=False,
+                            kernel_manager_class="fer_lib.report.kernels.IPCKernelManager")
         from .book import decorate_file
 
         decorate_file(tmp, profile, params, str(pf.relative_to(paths.project_root())) if pf.exists() else None,
@@ -153,16 +155,6 @@ def _read_stamps(path: Path) -> dict[str, str]:
         return {}
 
 
-def quiet_thread_waits() -> None:
-    """OpenMP threads sleep rather than spin while they wait (``OMP_WAIT_POLICY=PASSIVE``), unless the user set it.
-
-    With the default active waiting, a competing CPU-bound process makes every operator wait for a descheduled
-    thread: ``benchmarks/threads.py`` measured 3.9-4.7x slower training beside a busy loop on 2 cores, against
-    1.5-1.7x with PASSIVE, and no cost alone (8.1-8.6 s vs 7.4-9.6 s). The notebooks' kernels inherit it.
-    """
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-
 #: the stamps file also records the profile the executed sections were built with (``jupyter-book build book``
 #: executes missing sections with it)
 PROFILE_KEY = "_profile"
@@ -181,7 +173,8 @@ def run_sections(profile: str, book: Path, only: list[str] | None = None, force:
         if n not in names:
             raise SystemExit(f"--sections: unknown section {n!r}; expected some of {', '.join(names)}")
     os.environ.setdefault("FER_REPORT_DIR", str(book / "_artifacts"))
-    quiet_thread_waits()
+    share_cores()  # the notebooks' kernels inherit the thread policy
+    os.environ["FER_PROFILE"] = profile  # and the profile (use_profile), whatever the user's shell exported
     stamps_file = book / "sections" / ".stamps.json"
     recorded = _read_stamps(stamps_file)
     code, current, status = fer_lib_digest(), {}, {}

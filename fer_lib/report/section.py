@@ -31,18 +31,22 @@ class Section:
                           f"are not those of params/{profile}/{name}.yaml: its results are not the {profile} "
                           "profile's (the provenance note says so)", stacklevel=3)
 
-    def glue(self, key: str, value, display: bool = False):
-        """Make ``value`` citable in the notebook's prose as {glue:text}`key`."""
+    def glue(self, key: str, value, display: bool = False, show: bool = True):
+        """Make ``value`` citable in the notebook's prose as {glue:text}`key`; unless ``show`` is False, also
+        display it in the notebook (JupyterLab shows the prose's roles as written, not their values)."""
         from myst_nb import glue
 
         if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:  # numpy scalar -> Python (plain repr)
             value = value.item()
         glue(key, value, display=display)
+        if show and not display:
+            show_cited({key: value})
         return value
 
     def glue_all(self, values: dict) -> dict:
         for k, v in values.items():
-            self.glue(k, v)
+            self.glue(k, v, show=False)
+        show_cited(values)
         return values
 
     def use(self, run: Run) -> Run:
@@ -67,6 +71,26 @@ class Section:
         rows["runs computed / read from store"] = (f"{sum(not r['cached'] for r in self.runs)} / "
                                                    f"{sum(r['cached'] for r in self.runs)}")
         return pd.DataFrame({"value": rows})
+
+
+#: output metadata of the "values cited below" tables: shown in JupyterLab, dropped from the book (whose prose
+#: pastes the values) by ``book.decorate``
+CITED = "fer_lib_cited"
+
+
+def show_cited(values: dict) -> None:
+    """Display the glued ``values`` as a small table under the cell that computed them (in a kernel only)."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+    except ImportError:
+        return
+    if get_ipython() is None or not values:
+        return
+    rows = {f"{{glue:text}}`{k}`": (v if isinstance(v, (str, int, float, bool)) or v is None else str(v))
+            for k, v in values.items()}
+    table = pd.DataFrame({"value": rows}).rename_axis("values cited in the prose below")
+    display(table, metadata={CITED: True})
 
 
 def trained_on(prov: dict) -> str:
