@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -435,6 +436,44 @@ def test_second_load_is_served_from_cache(tmp_path, monkeypatch, cache_root, lay
     second = load_fer2013(root)
     assert_same_data(first, second)
     assert second.fingerprint == first.fingerprint != ""
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])
+def test_a_damaged_decoded_cache_is_rebuilt_with_a_warning_naming_it(tmp_path, cache_root, damage):
+    """A truncated or overwritten cache file (a full disk, an interrupted copy) is rebuilt, not read forever."""
+    root = write_folders(tmp_path / "k")
+    first = load_fer2013(root)
+    [cache] = dataset_files(cache_root)
+    data = cache.read_bytes()
+    cache.write_bytes({"truncate": data[: len(data) // 2], "garbage": b"\x00garbage" * 64, "empty": b""}[damage])
+    with pytest.warns(UserWarning, match=re.escape(str(cache)) + ".* is damaged"):
+        second = load_fer2013(root)
+    assert_same_data(first, second)
+    assert cache.read_bytes() == data  # rebuilt byte for byte
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert_same_data(first, load_fer2013(root))  # and read quietly afterwards
+
+
+def test_a_damaged_teacher_output_cache_epoch_is_recomputed(tmp_path):
+    import torch
+
+    from fer_lib.tasks.distill import TeacherOutputCache
+
+    x, logits = torch.ones(2, 3), torch.arange(14.0).view(2, 7)
+    cache = TeacherOutputCache(tmp_path / "c")
+    assert cache.lookup(0, 0, x) is None
+    cache.record(0, 0, x, logits)
+    cache.end_epoch(0, 1)
+    epoch_file = tmp_path / "c" / "epoch_0000.npz"
+    assert torch.equal(TeacherOutputCache(tmp_path / "c").lookup(0, 0, x), logits)
+    epoch_file.write_bytes(epoch_file.read_bytes()[:50])
+    fresh = TeacherOutputCache(tmp_path / "c")
+    with pytest.warns(UserWarning, match="teacher-output cache .*epoch_0000.npz is damaged"):
+        assert fresh.lookup(0, 0, x) is None  # a miss: the teachers run
+    fresh.record(0, 0, x, logits)
+    fresh.end_epoch(0, 1)
+    assert torch.equal(TeacherOutputCache(tmp_path / "c").lookup(0, 0, x), logits)  # healed
 
 
 def test_explicit_cache_dir_is_used(tmp_path, cache_root):

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .cache import write_npz_atomic
+from .cache import read_or_rebuild, write_npz_atomic
 from .dataset import derived_fingerprint
 from .fer2013 import DatasetError
 
@@ -121,17 +121,22 @@ def cached(name: str, key: str, decode: Callable[[], AVClips], cache_dir: Path |
     from .. import paths
 
     path = Path(cache_dir or paths.cache_dir()) / "datasets" / f"{name}-v{CACHE_VERSION}-{key[:20]}.npz"
-    if path.exists():
-        with np.load(path, allow_pickle=False) as z:
+
+    def read(p: Path) -> AVClips:
+        with np.load(p, allow_pickle=False) as z:
             return AVClips(str(z["name"]), z["audio"], z["frames"], z["labels"].astype(np.int64), z["split"],
                            z["speaker"], z["ids"], tuple(z["classes"].tolist()), tuple(z["notes"].tolist()),
                            str(z["fingerprint"]))
-    data = decode()
-    write_npz_atomic(path, name=np.array(data.name), audio=data.audio, frames=data.frames, labels=data.labels,
-                     split=data.split.astype(str), speaker=data.speaker.astype(str), ids=data.ids.astype(str),
-                     classes=np.array(data.classes), notes=np.array(data.notes, dtype=str),
-                     fingerprint=np.array(data.fingerprint))
-    return data
+
+    def rebuild() -> AVClips:
+        data = decode()
+        write_npz_atomic(path, name=np.array(data.name), audio=data.audio, frames=data.frames, labels=data.labels,
+                         split=data.split.astype(str), speaker=data.speaker.astype(str), ids=data.ids.astype(str),
+                         classes=np.array(data.classes), notes=np.array(data.notes, dtype=str),
+                         fingerprint=np.array(data.fingerprint))
+        return data
+
+    return read_or_rebuild(path, read, rebuild, "the decoded-clips cache")
 
 
 def load_av_dataset(cfg) -> AVClips:

@@ -11,8 +11,11 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import warnings
+import zipfile
+import zlib
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TypeVar
 
 import numpy as np
 
@@ -20,6 +23,7 @@ from .. import paths
 from .dataset import LabeledImages
 
 CACHE_VERSION = 1
+T = TypeVar("T")
 
 
 def files_fingerprint(files: list[Path], base: Path) -> str:
@@ -30,15 +34,37 @@ def files_fingerprint(files: list[Path], base: Path) -> str:
     return h.hexdigest()
 
 
+#: what reading a damaged ``.npz`` raises: truncated (BadZipFile, EOFError), bit rot (ValueError, zlib.error via
+#: OSError-free paths), a missing array (KeyError)
+DAMAGED = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error)
+
+
+def read_or_rebuild(path: Path, read: Callable[[Path], T], rebuild: Callable[[], T], what: str) -> T:
+    """``read(path)`` when the derived file ``path`` exists and reads; else ``rebuild()`` (which writes it again).
+    A damaged file is removed and rebuilt, with a warning naming it: derived files heal instead of failing every
+    run the same way."""
+    path = Path(path)
+    if path.exists():
+        try:
+            return read(path)
+        except DAMAGED as exc:
+            warnings.warn(f"{what} {path} is damaged ({type(exc).__name__}: {exc}); removing it and rebuilding it",
+                          stacklevel=3)
+            path.unlink(missing_ok=True)
+    return rebuild()
+
+
 def cached(name: str, key: str, decode: Callable[[], LabeledImages], cache_dir: Path | None = None) -> LabeledImages:
-    """The dataset for ``key`` from ``cache_dir``, decoding and storing it on a miss."""
+    """The dataset for ``key`` from ``cache_dir``, decoding and storing it on a miss (or when the cache is damaged)."""
     cache_dir = Path(cache_dir or paths.cache_dir()) / "datasets"
     path = cache_dir / f"{name}-{key[:20]}.npz"
-    if path.exists():
-        return load_npz(path)
-    data = decode()
-    save_npz(data, path)
-    return data
+
+    def rebuild() -> LabeledImages:
+        data = decode()
+        save_npz(data, path)
+        return data
+
+    return read_or_rebuild(path, load_npz, rebuild, "the decoded-dataset cache")
 
 
 def write_npz_atomic(path: Path, **arrays) -> None:

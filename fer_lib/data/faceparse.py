@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .cache import files_fingerprint, write_npz_atomic
+from .cache import files_fingerprint, read_or_rebuild, write_npz_atomic
 from .dataset import content_fingerprint, derived_fingerprint
 from .fer2013 import DatasetError
 from .synthetic import PART_CLASSES
@@ -169,11 +169,13 @@ def load_faceparse(root: str | Path, val_fraction: float = 0.1, test_fraction: f
     files = [f for (img, mask), _ in pairs for f in (img, mask)]
     key = files_fingerprint(files, root)
     path = Path(cache_dir or _cache_dir()) / "datasets" / f"faceparse-v{CACHE_VERSION}-{key[:20]}.npz"
-    if path.exists():
-        data = _load_npz(path)
-    else:
-        data = _decode([p for p, _ in pairs], [s for _, s in pairs], root)
-        _save_npz(data, path)
+
+    def rebuild() -> SegImages:
+        decoded = _decode([p for p, _ in pairs], [s for _, s in pairs], root)
+        _save_npz(decoded, path)
+        return decoded
+
+    data = read_or_rebuild(path, _load_npz, rebuild, "the decoded face-parsing cache")
     n = len(data)
     if not (data.split == "val").any():
         data = _carve(data, int(round(val_fraction * n)), seed, "val")

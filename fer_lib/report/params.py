@@ -17,12 +17,43 @@ def params_file(section: str, profile: str) -> Path:
     return paths.project_root() / "params" / profile / f"{section}.yaml"
 
 
-def load_params(path: str | Path, profile: str | None = None) -> dict:
-    """YAML parameters from ``path`` (``{profile}`` is substituted; relative to the project root)."""
+class Params(dict):
+    """A section's parameters, remembering the file they came from: ``need`` names it when a key is missing."""
+
+    source: Path | None = None
+
+    def need(self, *keys: str) -> None:
+        """Raise a ``ConfigError`` naming the file and the keys it lacks (e.g. a ``teachers:`` block)."""
+        from ..config import ConfigError
+
+        missing = [k for k in keys if k not in self]
+        if missing:
+            where = str(self.source) if self.source else "the parameters"
+            raise ConfigError(f"{where}: no {', '.join(f'`{k}:`' for k in missing)} "
+                              f"{'entry' if len(missing) == 1 else 'entries'}; this section needs "
+                              f"{', '.join(keys)} (see params/smoke/ for an example of each)")
+
+
+def load_params(path: str | Path, profile: str | None = None) -> Params:
+    """YAML parameters from ``path`` (``{profile}`` is substituted; relative to the project root). A YAML syntax
+    error, or a file that is not a mapping, is a ``ConfigError`` naming the file, line and column."""
+    from ..config import ConfigError
+
     p = paths.resolve(str(path).format(profile=profile) if profile else str(path))
     if not p.is_file():
         raise FileNotFoundError(f"parameters file not found: {p}")
-    return yaml.safe_load(p.read_text()) or {}
+    try:
+        loaded = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{p}: not valid YAML{at}: {problem}") from None
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{p}: expected a mapping of parameter names to values, got a {type(loaded).__name__}")
+    params = Params(loaded)
+    params.source = p
+    return params
 
 
 def use_profile(section: str, namespace: dict) -> dict:

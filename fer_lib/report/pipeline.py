@@ -225,7 +225,14 @@ def main(argv: list[str] | None = None) -> None:
                     help="build every run's config and model at its real size and step it once on the CPU; list the "
                          "weights each run starts from and the data roots that are missing (no training, no book)")
     ap.add_argument("--strict", action="store_true", help="with --check: also fail on missing data or weights")
+    ap.add_argument("--debug", action="store_true", help="show the traceback of an error")
     a = ap.parse_args(argv)
+    from ..tasks.errors import run_command
+
+    sys.exit(run_command("fer-report", lambda: report(a), debug=a.debug))
+
+
+def report(a) -> int:
     if a.check:
         from .check import main_check
 
@@ -236,6 +243,7 @@ def main(argv: list[str] | None = None) -> None:
     if not a.no_build:
         build_book(book)
     print(f"[fer-report] total {time.perf_counter() - t0:.0f} s")
+    return 0
 
 
 if __name__ == "__main__":

@@ -160,7 +160,7 @@ def write_submission(run: Run, images_dir: str | None, data=None, n_synthetic: i
     """Predict ``images_dir`` (the challenge's test images) with ``run`` into the report's artifacts in the
     submission layout; without a folder, write ``n_synthetic`` synthetic test images first (smoke profile)."""
     from .. import paths
-    from ..tasks.segment import predict_folder
+    from ..tasks.parse import predict_folder
 
     base = paths.report_dir() / "06_segmentation"
     if images_dir is None:
@@ -176,5 +176,8 @@ def write_submission(run: Run, images_dir: str | None, data=None, n_synthetic: i
     out = base / "submission"
     if out.exists():
         shutil.rmtree(out)
-    masks = predict_folder(run, src, out, tta=True, zip_path=base / "submission.zip", progress=False)
-    return Submission(label, masks, base / "submission.zip")
+    result = predict_folder(run, src, out, tta=True, zip_path=base / "submission.zip", progress=False)
+    if result.failed:
+        raise ValueError(f"{len(result.failed)} of the images in {src} could not be predicted: " + "; ".join(
+            f"{f.name}: {why}" for f, why in result.failed))
+    return Submission(label, result.written, base / "submission.zip")

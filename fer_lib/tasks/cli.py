@@ -12,9 +12,11 @@ The notebooks then find the runs in the store (same configuration, same key) ins
 from __future__ import annotations
 
 import argparse
+import sys
 
 from ..engine import DistEnv
 from ..report.params import PROFILES, load_params, params_file
+from .errors import run_command
 from .sections import SECTIONS, load_data, section_runs, train_run
 
 
@@ -25,7 +27,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--profile", default="smoke", choices=PROFILES)
     ap.add_argument("--params", help="a parameter file to use instead of params/<profile>/<section>.yaml")
     ap.add_argument("--only", nargs="*", help="train only these runs")
+    ap.add_argument("--debug", action="store_true", help="show the traceback of an error")
     a = ap.parse_args(argv)
+    sys.exit(run_command("fer-train", lambda: train(a), debug=a.debug))
+
+
+def train(a) -> int:
     data_params, runs = section_runs(a.section, load_params(a.params or params_file(a.section, a.profile)), a.profile)
     unknown = set(a.only or []) - set(runs)
     if unknown:
@@ -41,6 +48,7 @@ def main(argv: list[str] | None = None) -> None:
             score = (f"F-score {m['fscore']:.4f}" if kind == "segmenter" else
                      f"acc {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}")
             print(f"{name}: {run.path}  test {score}  ({'from store' if run.hit else 'trained'})")
+    return 0
 
 
 if __name__ == "__main__":

@@ -14,8 +14,6 @@ mismatch falls back to running the teachers, so the cache can never feed the wro
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +25,7 @@ from .. import paths
 from ..config import (ConfigError, DataConfig, DistillConfig, ModelConfig, StudentRunConfig, TeacherRunConfig,
                       TrainConfig, build, config_hash, deep_merge, from_dict, to_dict)
 from ..data import LabeledImages, load_dataset
+from ..data.cache import read_or_rebuild, write_npz_atomic
 from ..data.transforms import normalize_stats
 from ..engine import DistEnv, fit, load_weights, seed_everything
 from ..losses import ClassificationLoss
@@ -61,6 +60,14 @@ class InputAdapter(nn.Module):
         return (x - self.dst_mean) / self.dst_std
 
 
+def _read_cache_epoch(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    if set(arrays) != {"fp", "logits"} or len(arrays["fp"]) != len(arrays["logits"]):
+        raise ValueError(f"expected arrays fp and logits of one length, got {sorted(arrays)}")
+    return arrays
+
+
 class TeacherOutputCache:
     """One teacher's logits per (epoch, step) over a data pipeline, one atomically written ``.npz`` per
     complete epoch. Keyed by the teacher's run and the pipeline, so every arm that uses this teacher on
@@ -84,7 +91,7 @@ class TeacherOutputCache:
         if self._epoch != epoch:
             self._epoch, self._pending = epoch, {}
             f = self._file(epoch)
-            self._loaded = dict(np.load(f)) if f.exists() else None
+            self._loaded = read_or_rebuild(f, _read_cache_epoch, lambda: None, "the teacher-output cache")
         if self._loaded is None or step >= len(self._loaded["fp"]):
             self.misses += 1
             return None
@@ -101,11 +108,8 @@ class TeacherOutputCache:
     def end_epoch(self, epoch: int, steps: int) -> None:
         if self._loaded is not None or len(self._pending) != steps:
             return
-        fd, tmp = tempfile.mkstemp(dir=self.path, suffix=".npz.tmp")
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, fp=np.stack([self._pending[i][0] for i in range(steps)]),
-                     logits=np.stack([self._pending[i][1] for i in range(steps)]))
-        os.replace(tmp, self._file(epoch))
+        write_npz_atomic(self._file(epoch), fp=np.stack([self._pending[i][0] for i in range(steps)]),
+                         logits=np.stack([self._pending[i][1] for i in range(steps)]))
         self._pending = {}
 
 

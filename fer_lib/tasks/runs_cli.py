@@ -21,9 +21,9 @@ import pandas as pd
 from .. import paths
 from ..report.params import PROFILES
 from ..runs import Run, RunStore
-from ..runs.manifest import CorruptRunError
 from ..runs.provenance import environment, git_commit, now
-from ..runs.transfer import ArchiveError, dir_bytes, export_runs, import_archive, publish_run
+from ..runs.transfer import dir_bytes, export_runs, import_archive, publish_run
+from .errors import run_command
 from .plan import PlannedRun, plan_profile
 
 
@@ -205,15 +205,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("run", help="a run's key or its folder")
     p.add_argument("--profile", choices=PROFILES, help="the profile that defines it (default: look in all)")
     p.add_argument("--scratch", help="where the scratch store goes (default: the system's temporary folder)")
+    ap.add_argument("--debug", action="store_true", help="show the traceback of an error")
     a = ap.parse_args(argv)
     commands = {"list": cmd_list, "publish": cmd_publish, "export": cmd_export, "import": cmd_import,
                 "verify": cmd_verify}
-    try:
-        sys.exit(commands[a.command](a))
-    except (ArchiveError, CorruptRunError) as exc:
-        sys.exit(f"fer-runs {a.command}: {exc}")
-    except KeyboardInterrupt:
-        sys.exit(f"fer-runs {a.command}: interrupted")
+    sys.exit(run_command(f"fer-runs {a.command}", lambda: commands[a.command](a), debug=a.debug))
 
 
 if __name__ == "__main__":

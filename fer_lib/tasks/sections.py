@@ -5,10 +5,19 @@ Used by ``fer-train`` (train a section's runs into the store, e.g. under torchru
 """
 from __future__ import annotations
 
+from ..config import ConfigError
 from ..report.params import load_params
 
 #: sections whose notebooks train runs, in report order
 SECTIONS = ("01_teachers", "03_vit_revisit", "04_kd_cifar", "05_dkd_sweep", "06_segmentation", "07_asgml")
+
+
+#: the blocks each training section's parameters must have
+REQUIRED = {"01_teachers": ("data", "train", "teachers"), "03_vit_revisit": ("teachers_params", "vits", "arms"),
+            "04_kd_cifar": ("data", "teacher_train", "teachers", "train", "student", "arms"),
+            "05_dkd_sweep": ("data", "teacher_train", "teachers", "train", "student", "arms"),
+            "06_segmentation": ("data", "model", "train", "loss", "augment", "arms"),
+            "07_asgml": ("data", "model", "train", "balance", "probe", "arms", "seeds")}
 
 
 def section_runs(section: str, p: dict, profile: str) -> tuple[dict, dict[str, tuple[str, object]]]:
@@ -18,6 +27,8 @@ def section_runs(section: str, p: dict, profile: str) -> tuple[dict, dict[str, t
     from .segment import seg_configs
     from .teacher import teacher_configs
 
+    need = getattr(p, "need", lambda *keys: None)  # Params name their file when a block is missing
+    need(*REQUIRED.get(section, ()))
     if section == "01_teachers":
         return p["data"], {n: ("teacher", c) for n, c in teacher_configs(p["data"], p["train"], p["teachers"]).items()}
     if section == "03_vit_revisit":
@@ -37,7 +48,7 @@ def section_runs(section: str, p: dict, profile: str) -> tuple[dict, dict[str, t
     if section == "07_asgml":
         cfgs = av_configs(p["data"], p["model"], p["train"], p["balance"], p["probe"], p["arms"], p["seeds"])
         return p["data"], {f"{a}/seed{s}": ("av", c) for (a, s), c in cfgs.items()}
-    raise ValueError(f"section: expected one of {', '.join(SECTIONS)}, got {section!r}")
+    raise ConfigError(f"section: expected one of {', '.join(SECTIONS)}, got {section!r}")
 
 
 def load_data(kind: str, data_params: dict):

@@ -12,7 +12,6 @@ matrices for every variant) and ``weights.safetensors`` (best validation F-score
 from __future__ import annotations
 
 import shutil
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -20,12 +19,12 @@ import pandas as pd
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from PIL import Image
 
 
+from .. import paths
 from ..config import (SegAugmentConfig, SegDataConfig, SegLossConfig, SegModelConfig, SegRunConfig, TrainConfig, build,
                       deep_merge, from_dict)
-from ..data.faceparse import IMAGE_EXTS, SegImages, flip_permutation, load_seg_dataset, read_image
+from ..data.faceparse import SegImages, flip_permutation, load_seg_dataset
 from ..data.seg_transforms import SegArrayDataset, joint_transform
 from ..engine import DistEnv, autocast, fit, load_weights, seed_everything
 from ..engine.distributed import ShardSampler
@@ -207,56 +206,22 @@ def seg_configs(data: dict, model: dict, train: dict, loss: dict, augment: dict,
     return out
 
 
-# ----------------------------------------------------------------------------- prediction for users
 def load_segmenter(run: Run | str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
     """(model with the run's best weights, its input convention) from a stored face-parsing run."""
-    run = run if isinstance(run, Run) else Run(Path(run))
-    if not run.file("weights.safetensors").is_file() or not run.file("config.json").is_file():
-        raise FileNotFoundError(f"{run.path} is not a complete run (expected config.json and weights.safetensors)")
+    run = run if isinstance(run, Run) else Run(Path(run), published=paths.results_dir() in Path(run).resolve().parents)
+    if not (run.path / "config.json").is_file():
+        raise FileNotFoundError(f"{run.path} is not a run folder (expected config.json, metrics.json and "
+                                "weights.safetensors; `fer-runs list` shows the store's runs)")
     stored = run.config
     if stored.get("kind") != KIND:
         raise ValueError(f"{run.path} is a '{stored.get('kind')}' run, not a face-parsing ('{KIND}') run")
+    weights = run.file("weights.safetensors")
+    if not weights.is_file():
+        raise FileNotFoundError(f"{run.path} is not a complete run (expected weights.safetensors)")
     model_cfg = from_dict(SegModelConfig, stored["config"]["model"], "model")
     m = run.metrics
-    model = load_weights(create_model(model_cfg, len(m["classes"])), run.file("weights.safetensors"))
+    model = load_weights(create_model(model_cfg, len(m["classes"])), weights)
     return model.to(device).eval(), m["input"]
-
-
-@torch.inference_mode()
-def predict_folder(run: Run | str | Path, images_dir: str | Path, out_dir: str | Path, tta: bool = True,
-                   zip_path: str | Path | None = None, device: str | None = None, progress: bool = True) -> list[Path]:
-    """Write one single-channel PNG label map per image of ``images_dir`` (same stem, the image's own size) into
-    ``out_dir`` -- the challenge's submission layout -- and, with ``zip_path``, a zip of them. Returns the PNGs."""
-    from tqdm.auto import tqdm
-
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    model, inp = load_segmenter(run, dev)
-    images_dir, out_dir = Path(images_dir), Path(out_dir)
-    files = sorted(f for f in images_dir.iterdir() if f.suffix.lower() in IMAGE_EXTS) if images_dir.is_dir() else []
-    if not files:
-        raise FileNotFoundError(f"no images ({', '.join(IMAGE_EXTS)}) in {images_dir}")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    mean = torch.tensor(inp["mean"], device=dev).view(1, -1, 1, 1)
-    std = torch.tensor(inp["std"], device=dev).view(1, -1, 1, 1)
-    perm = torch.as_tensor(flip_permutation(), device=dev)
-    written = []
-    for f in tqdm(files, desc="predict", disable=not progress):
-        im = read_image(f)
-        x = torch.from_numpy(resize_images(im[None], inp["size"])).to(dev).permute(0, 3, 1, 2).float() / 255.0
-        z = full_resolution_logits(model, (x - mean) / std, im.shape[:2], "flip" if tta else "none", perm)
-        target = out_dir / f"{f.stem}.png"
-        tmp = target.with_name(f".{target.name}.tmp")
-        Image.fromarray(z.argmax(1)[0].byte().cpu().numpy(), mode="L").save(tmp, format="PNG")
-        tmp.replace(target)
-        written.append(target)
-    if zip_path is not None:
-        zip_path = Path(zip_path)
-        tmp = zip_path.with_name(f".{zip_path.name}.tmp")
-        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
-            for p in written:
-                zf.write(p, arcname=p.name)
-        tmp.replace(zip_path)
-    return written
 
 
 def example_predictions(run: Run, data: SegImages, split: str = "val", n: int = 6, tta: bool = True):
