@@ -191,3 +191,33 @@ def test_import_refuses_a_bad_archive_and_leaves_the_store_unchanged(tmp_path, c
     assert "member" in str(err.value) or "run " in str(err.value)
     assert _snapshot(dst) == before, "a refused archive leaves the store exactly as it was"
     assert not (tmp_path / "evil.json").exists() and not os.path.exists("/tmp/evil.json")
+
+
+@pytest.mark.slow
+def test_verify_retrains_one_run_of_each_kind_and_finds_its_published_metrics(tmp_path, monkeypatch, capsys):
+    """fer-runs verify on a published teacher, distilled student (whose published teacher has no weights, so it
+    is retrained too), face parser and audio-visual run: every metric comes back equal on this machine."""
+    from fer_lib.tasks.plan import plan_profile
+    from fer_lib.tasks.runs_cli import main
+    from fer_lib.tasks.sections import load_data, train_run
+
+    plan = plan_profile("smoke")
+    picks = ["01_teachers/resnet18", "04_kd_cifar/kd_resnet", "06_segmentation/dice_1_0", "07_asgml/baseline/seed0"]
+    for label in picks:
+        p = plan[label]
+        train_run(p.kind, p.config, load_data(p.kind, p.data_params), progress=False)
+    tier = tmp_path / "results" / "smoke"
+    with pytest.raises(SystemExit) as done:
+        main(["publish", "--profile", "smoke", "--to", str(tier)])
+    assert done.value.code == 0
+    assert {p.parent.name for p in tier.glob("*/*")} == {"teacher", "student", "segmenter", "av"}
+    monkeypatch.setenv("FER_RUNS", str(tmp_path / "empty"))
+    monkeypatch.setenv("FER_RESULTS", str(tier))
+    capsys.readouterr()
+    for label in picks:
+        with pytest.raises(SystemExit) as done:
+            main(["verify", plan[label].key, "--profile", "smoke", "--scratch", str(tmp_path)])
+        out = capsys.readouterr().out
+        assert done.value.code == 0, out
+        assert ", 0 differ" in out and "metrics compared" in out
+    assert not list((tmp_path / "empty").glob("*/[0-9a-f]*")), "verify wrote into the local store"

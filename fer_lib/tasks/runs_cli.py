@@ -12,6 +12,7 @@ The local store is ``FER_RUNS`` (``<project>/runs``); published tiers are ``resu
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import tempfile
 from pathlib import Path
@@ -141,8 +142,15 @@ def flat_metrics(metrics: dict, prefix: str = "") -> dict[str, float]:
 def compare_metrics(published: dict, recomputed: dict) -> pd.DataFrame:
     """Every numeric metric of either run: both values and their absolute difference (NaN where one lacks it)."""
     a, b = flat_metrics(published), flat_metrics(recomputed)
-    rows = [{"metric": k, "published": a.get(k), "recomputed": b.get(k),
-             "abs diff": abs(a[k] - b[k]) if k in a and k in b else float("nan")} for k in sorted(set(a) | set(b))]
+    def diff(k: str) -> float:
+        if k not in a or k not in b:
+            return float("nan")
+        if math.isnan(a[k]) and math.isnan(b[k]):
+            return 0.0  # undefined in both (a metric of a class with no support): equal
+        return abs(a[k] - b[k])
+
+    rows = [{"metric": k, "published": a.get(k), "recomputed": b.get(k), "abs diff": diff(k)}
+            for k in sorted(set(a) | set(b))]
     return pd.DataFrame(rows)
 
 
