@@ -221,3 +221,19 @@ def test_verify_retrains_one_run_of_each_kind_and_finds_its_published_metrics(tm
         assert done.value.code == 0, out
         assert ", 0 differ" in out and "metrics compared" in out
     assert not list((tmp_path / "empty").glob("*/[0-9a-f]*")), "verify wrote into the local store"
+
+
+def test_critical_path_and_ideal_speed_up_on_a_hand_worked_graph():
+    """Teachers A (10) and B (30); student S reads A and B (5); T reads A (50); C alone (20). Chains: A -> T = 60,
+    B -> S = 35, C = 20; total 115, so the ideal speed-up is 115 / 60. Stored runs drop out of both."""
+    from fer_lib.tasks.plan import PlannedRun, critical_path
+
+    runs = [PlannedRun("01", "A", "teacher", "a", work=10), PlannedRun("01", "B", "teacher", "b", work=30),
+            PlannedRun("04", "S", "student", "s", reads=("a", "b"), work=5),
+            PlannedRun("04", "T", "student", "t", reads=("a",), work=50),
+            PlannedRun("06", "C", "segmenter", "c", work=20),
+            PlannedRun("02", "E", "ensemble", "e", reads=("a", "b"))]
+    plan = {r.label: r for r in runs}
+    assert critical_path(plan) == (["01/A", "04/T"], 60, 115)
+    assert critical_path(plan, done={"a"}) == (["04/T"], 50, 105)  # a stored teacher costs nothing
+    assert critical_path(plan, done={"a", "t"}) == (["01/B", "04/S"], 35, 55)

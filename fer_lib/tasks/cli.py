@@ -27,9 +27,42 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--profile", default="smoke", choices=PROFILES)
     ap.add_argument("--params", help="a parameter file to use instead of params/<profile>/<section>.yaml")
     ap.add_argument("--only", nargs="*", help="train only these runs")
+    ap.add_argument("--plan", action="store_true", help="list every run the profile's notebooks ask for (with "
+                    "--sections: those sections'), its dependencies, whether it is stored and its work; train nothing")
+    ap.add_argument("--sections", nargs="*", help="with --plan: these sections (default: all)")
     ap.add_argument("--debug", action="store_true", help="show the traceback of an error")
     a = ap.parse_args(argv)
-    sys.exit(run_command("fer-train", lambda: train(a), debug=a.debug))
+    sys.exit(run_command("fer-train", lambda: show_plan(a) if a.plan else train(a), debug=a.debug))
+
+
+def show_plan(a) -> int:
+    """Print the plan: one row per run, then the critical path and the ideal speed-up."""
+    import pandas as pd
+
+    from ..runs import RunStore
+    from .plan import critical_path, plan_profile
+
+    store = RunStore()
+    plan = plan_profile(a.profile, a.sections, store)
+    rows, done = [], set()
+    for label, p in plan.items():
+        run = store.find(p.kind, p.key) if p.key else None
+        if run is not None:
+            done.add(p.key)
+        rows.append({"run": label, "kind": p.kind, "key": p.key or "-", "reads": len(p.reads),
+                     "stored": "no data" if p.key is None else "published" if run and run.published else
+                     "local" if run else "-", "work": p.work})
+    with pd.option_context("display.max_rows", None, "display.width", 200):
+        print(pd.DataFrame(rows).to_string(index=False))
+    chain, path, total = critical_path(plan, done)
+    print(f"\n{a.profile}: {len(plan)} runs, {len(done)} stored; still to train: {total:,} sample-epochs")
+    if path:
+        print(f"critical path ({path:,} sample-epochs): {' -> '.join(chain)}")
+        print(f"ideal speed-up with unlimited GPUs: {total / path:.1f}x (total work / critical path)")
+    missing = sorted({p.section for p in plan.values() if p.key is None})
+    if missing:
+        print(f"no data on this machine for {', '.join(missing)}: their runs are listed without keys")
+    return 0
 
 
 def train(a) -> int:

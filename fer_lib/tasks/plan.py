@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from ..report.params import load_params, params_file
 from ..runs import RunStore
 from .ensemble import ensemble_key_parts
@@ -34,20 +36,23 @@ class PlannedRun:
     sections: list[str] = field(default_factory=list)  # every section that asks for it
     missing_data: str | None = None
     data_params: dict | None = None  # the parameters its data are loaded from (``sections.load_data``)
+    work: int | None = None           # epochs x training samples (None: the data are not here)
 
     @property
     def label(self) -> str:
         return f"{self.section}/{self.name}"
 
 
-def _fingerprint(kind: str, data_params: dict, cache: dict) -> tuple[str | None, str | None]:
-    """(fingerprint, None) of a section's data, or (None, why not) when they cannot be read here."""
+def _data_facts(kind: str, data_params: dict, cache: dict) -> tuple[str | None, int | None, str | None]:
+    """(fingerprint, training samples, None) of a section's data, or (None, None, why not) when they cannot be
+    read here."""
     ident = json.dumps([kind in ("teacher", "student") or kind, data_params], sort_keys=True, default=str)
     if ident not in cache:
         try:
-            cache[ident] = (load_data(kind, data_params).fingerprint, None)
+            data = load_data(kind, data_params)
+            cache[ident] = (data.fingerprint, int((np.asarray(data.split) == "train").sum()), None)
         except (OSError, ValueError) as exc:  # a missing root, a DatasetError naming the file
-            cache[ident] = (None, f"{type(exc).__name__}: {exc}")
+            cache[ident] = (None, None, f"{type(exc).__name__}: {exc}")
     return cache[ident]
 
 
@@ -104,10 +109,32 @@ def plan_profile(profile: str, sections: list[str] | None = None, store: RunStor
 
 def _planned(section: str, name: str, kind: str, cfg, data_params: dict, data_cache: dict,
              store: RunStore) -> PlannedRun:
-    fingerprint, missing = _fingerprint(kind, data_params, data_cache)
+    fingerprint, n_train, missing = _data_facts(kind, data_params, data_cache)
     reads_kinds = ("teacher",) if kind == "student" and cfg.teachers else ()
     key = store.key(kind, cfg.key_dict(), fingerprint, reads_kinds) if fingerprint else None
     reads = ()
     if kind == "student" and fingerprint:
         reads = tuple(store.key("teacher", t.key_dict(), fingerprint) for t in cfg.teachers)
-    return PlannedRun(section, name, kind, key, cfg, reads, missing_data=missing, data_params=data_params)
+    work = cfg.train.epochs * n_train if n_train is not None else None
+    return PlannedRun(section, name, kind, key, cfg, reads, missing_data=missing, data_params=data_params, work=work)
+
+
+def critical_path(plan: dict[str, PlannedRun], done: set[str] = frozenset()) -> tuple[list[str], int, int]:
+    """(labels of the longest chain of dependent runs by work, its work, the total work) over the runs still to
+    train (keys not in ``done``). total / path is the speed-up with unlimited GPUs: runs wait only for the runs
+    they read."""
+    by_key = {p.key: p for p in plan.values() if p.key}
+    todo = {label: p for label, p in plan.items() if p.key not in done and p.kind != "ensemble"}
+    best: dict[str, tuple[int, list[str]]] = {}
+
+    def longest(label: str) -> tuple[int, list[str]]:
+        if label not in best:
+            p = todo[label]
+            before = [longest(by_key[k].label) for k in p.reads if k in by_key and by_key[k].label in todo]
+            work, chain = max(before, default=(0, []))
+            best[label] = (work + (p.work or 0), chain + [label])
+        return best[label]
+
+    paths = [longest(label) for label in todo]
+    work, chain = max(paths, default=(0, []))
+    return chain, work, sum(p.work or 0 for p in todo.values())
