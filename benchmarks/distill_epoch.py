@@ -24,7 +24,7 @@ import torch
 
 from fer_lib.config import DistillConfig, ModelConfig, TrainConfig, from_dict
 from fer_lib.data import load_dataset
-from fer_lib.engine import DistEnv, fit, seed_everything
+from fer_lib.engine import DistEnv, FitData, fit, seed_everything
 from fer_lib.losses import ClassificationLoss
 from fer_lib.models import create_model
 from fer_lib.tasks.distill import Distiller, TeacherOutputCache
@@ -52,11 +52,11 @@ def run_epochs(data, epochs, members, cache_dir) -> float:
     steps = len(sets["train"]) // tcfg.batch_size
     caches = [TeacherOutputCache(cache_dir / f"teacher{i}") for i in range(len(members))] if cache_dir else None
     task = Distiller(create_model(mcfg, len(data.classes)), members, [torch.nn.Identity() for _ in members],
-                     DistillConfig(method=method), ClassificationLoss("ce", 0.1), caches, steps)
+                     DistillConfig(method=method), ClassificationLoss("ce", 0.1), caches, steps, len(data.classes),
+                     score=lambda z: evaluate_logits(z, sets["val"].labels, data.classes))
     with tempfile.TemporaryDirectory() as d:
-        res = fit(task, sets["train"], sets["train"].labels, sets["val"], tcfg, Path(d),
-                  lambda z: evaluate_logits(z, sets["val"].labels, data.classes), len(data.classes), train_tf=tf,
-                  eval_tf=etf, env=DistEnv(), progress=False)
+        res = fit(task, FitData(sets["train"], sets["train"].labels, sets["val"], tf, etf), tcfg, Path(d), DistEnv(),
+                  progress=False)
     return res.history[-1]["seconds"] if epochs == 1 else sum(h["seconds"] for h in res.history) / len(res.history)
 
 

@@ -23,7 +23,7 @@ from torchvision.transforms import v2
 
 from fer_lib.config import ModelConfig, TrainConfig, from_dict, to_dict
 from fer_lib.data import ImageArrayDataset, load_dataset
-from fer_lib.engine import fit, seed_everything
+from fer_lib.engine import FitData, fit, seed_everything
 from fer_lib.losses import ClassificationLoss
 from fer_lib.models import create_model
 from fer_lib.tasks.teacher import TeacherTask, batch_transforms, datasets, evaluate_logits
@@ -77,11 +77,12 @@ def main():
 
     _, _, _, model = setup(a.arch, kwargs)
     tcfg = from_dict(TrainConfig, {**to_dict(tcfg), "epochs": a.epochs})
-    task = TeacherTask(model, ClassificationLoss("ce", 0.1), mcfg, tcfg)
+    task = TeacherTask(model, ClassificationLoss("ce", 0.1), mcfg, tcfg, 7,
+                       score=lambda z: evaluate_logits(z, sets["val"].labels, data.classes))
     with tempfile.TemporaryDirectory() as d:
         t0 = time.perf_counter()
-        res = fit(task, sets["train"], tr.labels, sets["val"], tcfg, Path(d), lambda z: evaluate_logits(
-            z, sets["val"].labels, data.classes), 7, train_tf=train_tf, eval_tf=eval_tf, progress=False)
+        res = fit(task, FitData(sets["train"], tr.labels, sets["val"], train_tf, eval_tf), tcfg, Path(d),
+                  progress=False)
         elapsed = time.perf_counter() - t0
     engine = len(res.history) * (len(tr.labels) // 64) * 64 / elapsed
 

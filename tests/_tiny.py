@@ -6,7 +6,7 @@ import torch
 
 from fer_lib.config import DataConfig, ModelConfig, TrainConfig, from_dict
 from fer_lib.data import load_dataset
-from fer_lib.engine import DistEnv, fit, seed_everything
+from fer_lib.engine import DistEnv, FitData, fit, seed_everything
 from fer_lib.losses import ClassificationLoss
 from fer_lib.models import create_model
 from fer_lib.tasks.teacher import TeacherTask, batch_transforms, datasets, evaluate_logits
@@ -32,16 +32,14 @@ def tiny_fit(workdir, arch="test_resnet", env: DistEnv | None = None, score_hook
     sets = datasets(data, tcfg)
     train_tf, eval_tf = batch_transforms(data, mcfg, tcfg)
     y_train = data.subset("train").labels
-    task = TeacherTask(model, ClassificationLoss("ce", 0.1), mcfg, tcfg)
-
     def score(z):
         if score_hook is not None:
             score_hook()
         return evaluate_logits(z, sets["val"].labels, data.classes)
 
-    res = fit(task, sets["train"], y_train, sets["val"], tcfg, workdir, score, len(data.classes),
-              train_tf=train_tf, eval_tf=eval_tf, frozen_params=list(model.backbone_parameters()),
-              env=env or DistEnv(), progress=False)
+    task = TeacherTask(model, ClassificationLoss("ce", 0.1), mcfg, tcfg, len(data.classes), score=score)
+    res = fit(task, FitData(sets["train"], y_train, sets["val"], train_tf, eval_tf), tcfg, workdir,
+              env or DistEnv(), progress=False)
     return model, res
 
 

@@ -1,8 +1,16 @@
 """fer-train trains a section's runs into the store; a second call reads them back."""
+import pytest
 import yaml
 
 from fer_lib.runs import RunStore
-from fer_lib.tasks.cli import main
+from fer_lib.tasks.cli import main as cli_main
+
+
+def main(argv):
+    """fer-train exits with its status; 0 is success."""
+    with pytest.raises(SystemExit) as done:
+        cli_main(argv)
+    assert done.value.code == 0
 
 
 def test_fer_train_fills_the_store(tmp_path, capsys):

@@ -8,7 +8,7 @@ import torch
 
 from fer_lib.config import ConfigError, DistillConfig, ModelConfig, TrainConfig, from_dict
 from fer_lib.data import load_dataset
-from fer_lib.engine import DistEnv, fit, seed_everything
+from fer_lib.engine import DistEnv, FitData, Task, fit, seed_everything
 from fer_lib.losses import ClassificationLoss
 from fer_lib.models import create_model
 from fer_lib.runs import RunStore
@@ -31,12 +31,12 @@ def _teacher_runs(tmp_path):
     return tcfg, {k: train_teacher(c, store, progress=False) for k, c in tcfg.items()}, store
 
 
-class _Recorder(torch.nn.Module):
+class _Recorder(Task):
     """A task that records every training view and uses dropout (consuming the global RNG)."""
 
-    def __init__(self, model, p):
-        super().__init__()
-        self.model, self.drop, self.views = model, torch.nn.Dropout(p), []
+    def __init__(self, model, p, num_classes, score):
+        super().__init__(model, num_classes, "recorder", score)
+        self.drop, self.views = torch.nn.Dropout(p), []
 
     def forward(self, x, t, epoch):
         self.views.append(x.detach().clone())
@@ -51,12 +51,12 @@ def test_views_are_replayed_whatever_the_model_consumes(tmp_path):
     recs = []
     for p, arch in ((0.0, "test_resnet"), (0.5, "test_convnext")):
         seed_everything(0)
-        rec = _Recorder(create_model(ModelConfig(arch=arch, head="linear", in_chans=3), len(data.classes)), p)
         sets = datasets(data, tcfg)
+        rec = _Recorder(create_model(ModelConfig(arch=arch, head="linear", in_chans=3), len(data.classes)), p,
+                        len(data.classes), lambda z: evaluate_logits(z, sets["val"].labels, data.classes))
         tf, etf = batch_transforms(data, mcfg, tcfg)
-        fit(rec, sets["train"], sets["train"].labels, sets["val"], tcfg, tmp_path / arch,
-            lambda z: evaluate_logits(z, sets["val"].labels, data.classes), len(data.classes), train_tf=tf, eval_tf=etf,
-            env=DistEnv(), progress=False)
+        fit(rec, FitData(sets["train"], sets["train"].labels, sets["val"], tf, etf), tcfg, tmp_path / arch,
+            DistEnv(), progress=False)
         recs.append(rec.views)
     assert len(recs[0]) == len(recs[1]) == 2 * (128 // 16)
     for a, b in zip(*recs):

@@ -14,6 +14,7 @@ from pathlib import Path
 from fer_lib.report.params import PROFILES, load_params, params_file
 from fer_lib.runs import RunStore
 from fer_lib.tasks.ensemble import ensemble_key_parts
+from fer_lib.tasks.kinds import get_run_kind
 from fer_lib.tasks.sections import SECTIONS, section_runs
 
 SNAPSHOT = Path(__file__).parent / "data" / "run_keys.json"
@@ -28,7 +29,7 @@ def all_keys() -> dict[str, dict[str, str]]:
         for section in SECTIONS:
             _, runs = section_runs(section, load_params(params_file(section, profile)), profile)
             for name, (kind, cfg) in runs.items():
-                reads = ("teacher",) if kind == "student" and cfg.teachers else ()
+                reads = get_run_kind(kind).reads(cfg)
                 out[f"{section}/{name}"] = store.key(kind, cfg.key_dict(), FINGERPRINT, reads)
         p02 = load_params(params_file("02_ensembles", profile))
         for name, spec in p02["ensembles"].items():

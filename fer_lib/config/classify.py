@@ -168,7 +168,7 @@ def check_select_metric(train: TrainConfig, allowed: tuple[str, ...]) -> None:
 class DistillConfig:
     """How a student learns from its teachers (``distill:`` of an arm; seeds 002 and 003)."""
 
-    method: str = "none"  # none | kd | dkd | ca_wkd | alpha_guided | adaptive_alpha | aver | ebkd
+    method: str = "none"  # a registered method (fer_lib.losses.methods): none | kd | dkd | ca_wkd | alpha_guided | ...
     temperature: float = 4.0
     alpha: float = 0.5  # KD / AVER / EBKD: weight of the KL term; DKD: weight of TCKD
     beta: float = 8.0  # DKD: weight of NCKD
@@ -179,8 +179,9 @@ class DistillConfig:
     cache_teacher_outputs: bool = True  # reuse teachers' logits across runs that share the views
 
     def __post_init__(self):
-        check(self, method=one_of("none", "kd", "dkd", "ca_wkd", "alpha_guided", "adaptive_alpha", "aver", "ebkd"),
-              temperature=POSITIVE, warmup_epochs=NONNEG, gamma=FINITE, theta=PROB)
+        from ..losses.methods import METHODS
+
+        check(self, method=one_of(*METHODS), temperature=POSITIVE, warmup_epochs=NONNEG, gamma=FINITE, theta=PROB)
         # KD-style methods mix KL and CE with weights alpha and 1 - alpha; DKD weights TCKD by a non-negative alpha
         check(self, alpha=NONNEG if self.method == "dkd" else PROB, beta=NONNEG)
 

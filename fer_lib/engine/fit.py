@@ -15,21 +15,8 @@ training *views* (sample order, augmentation, MixUp/CutMix) come from generators
 runs that share a data pipeline see identical views whatever their models consume in between.
 Under ``torchrun`` the task is wrapped in DDP and the data sharded across ranks.
 
-Optional task hooks (every kind of run -- classifier, distillation, face parsing, audio-visual -- goes through
-this one loop and differs only in them):
-
-- ``prepare_batch(batch, device) -> (x, t)``: move a loader batch to the device and build the inputs and targets
-  (default: ``train_tf`` on the images, then MixUp/CutMix or one-hot labels);
-- ``set_step(epoch, step, x)``: before each step's forward;
-- ``modify_grads(step)``: after backward, on unscaled gradients, before clipping and the optimizer step (gradient
-  modulation, skipped or delayed updates);
-- ``after_step(step)``: after the optimizer step (e.g. probes every N steps);
-- ``end_epoch(epoch)`` and ``epoch_extras(epoch) -> dict`` (extra columns of the history);
-- ``extra_state() -> dict`` / ``load_extra_state(dict)``: task state that must survive a resume (gradient queues,
-  probe histories), stored in ``last.pt``.
-
-``evaluate(model) -> metrics`` replaces ``score(predict(model, val_set))`` for runs whose validation is not a
-matrix of logits (face parsing evaluates at full mask resolution, batch by batch). A non-finite loss stops the
+Every kind of run -- classifier, distillation, face parsing, audio-visual -- goes through this one loop and differs
+only in its ``Task`` (``fer_lib.engine.task``: the hooks, each with a no-op default). A non-finite loss stops the
 run at once with a ``NonFiniteLossError`` naming the run, epoch, step and the last finite loss; nothing is stored.
 """
 from __future__ import annotations
@@ -39,7 +26,6 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -56,9 +42,7 @@ from ..data.sampler import train_sampler
 from .checkpoint import load_state, save_state, save_weights
 from .distributed import DistEnv, ShardSampler
 from .optim import make_optimizer
-
-ScoreFn = Callable[[np.ndarray], dict]  # val logits (N, C) -> metrics
-EvaluateFn = Callable[[nn.Module], dict]  # model -> val metrics
+from .task import FitData, Task, overrides
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -147,25 +131,21 @@ def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per
                              warmup_lr_init=cfg.lr * 1e-3, warmup_prefix=True, t_in_epochs=False)
 
 
-def fit(task: nn.Module, train_set: Dataset, train_labels: np.ndarray, val_set: Dataset | None, cfg: TrainConfig,
-        workdir: Path, score: ScoreFn | None, num_classes: int, *, train_tf: nn.Module | None = None,
-        eval_tf: nn.Module | None = None, frozen_params: list[nn.Parameter] | None = None,
-        env: DistEnv | None = None, progress: bool = True, evaluate: EvaluateFn | None = None,
-        run_name: str | None = None) -> FitResult:
-    """Train ``task`` on ``train_set``; keep ``workdir/best.safetensors`` by ``score(val)[cfg.select_metric]``
-    (or ``evaluate(model)[cfg.select_metric]``).
+def fit(task: Task, data: FitData, cfg: TrainConfig, workdir: Path, env: DistEnv | None = None,
+        progress: bool = True) -> FitResult:
+    """Train ``task`` on ``data``; keep ``workdir/best.safetensors`` by ``task.validate(model)[cfg.select_metric]``.
 
-    ``train_tf`` / ``eval_tf`` are batched on-device input transforms (augmentation, normalisation).
-    ``frozen_params`` (e.g. the backbone) get no update for ``cfg.freeze_backbone_epochs``.
-    Re-running with the same ``workdir`` resumes from ``workdir/last.pt``. ``run_name`` (e.g. ``student 'm1'``)
+    ``task.frozen_parameters()`` (e.g. the backbone) get no update for ``cfg.freeze_backbone_epochs``.
+    Re-running with the same ``workdir`` resumes from ``workdir/last.pt``. ``task.name`` (e.g. ``student 'm1'``)
     labels the progress bar and, with the workdir's name (the run's key), the errors.
     """
-    if evaluate is None and (val_set is None or score is None):
-        raise ValueError("fit: pass either val_set and score, or evaluate")
+    if not overrides(task, "validate") and data.val_set is None:
+        raise ValueError(f"fit: {type(task).__name__} validates on data.val_set, which is None")
     env = env or DistEnv.from_env()
     dev, workdir = env.device, Path(workdir)
-    bar_name = run_name or "epochs"
-    run_name = f"{run_name} ({workdir.name})" if run_name else workdir.name
+    train_set, train_tf, eval_tf = data.train_set, data.train_tf, data.eval_tf
+    bar_name = task.name
+    run_name = f"{task.name} ({workdir.name})"
     use_cl = cfg.channels_last and dev.type == "cuda"
     task.to(dev)
     for tf in (train_tf, eval_tf):
@@ -174,14 +154,15 @@ def fit(task: nn.Module, train_set: Dataset, train_labels: np.ndarray, val_set: 
     if use_cl:
         task.model.to(memory_format=torch.channels_last)
     mixup = None
-    custom_batches = hasattr(task, "prepare_batch")
+    custom_batches = task.builds_batches
+    num_classes = task.num_classes
     if (cfg.mixup_alpha > 0 or cfg.cutmix_alpha > 0) and custom_batches:
         raise ValueError(f"train.mixup_alpha / cutmix_alpha: {type(task).__name__} builds its own batches; "
                          "MixUp/CutMix apply to image classification only")
     if cfg.mixup_alpha > 0 or cfg.cutmix_alpha > 0:
         mixup = Mixup(mixup_alpha=cfg.mixup_alpha, cutmix_alpha=cfg.cutmix_alpha, prob=cfg.mix_prob,
                       label_smoothing=0.0, num_classes=num_classes)
-    sampler = train_sampler(np.asarray(train_labels), cfg.sampler == "class_balanced", env.world_size, env.rank,
+    sampler = train_sampler(np.asarray(data.train_labels), cfg.sampler == "class_balanced", env.world_size, env.rank,
                             cfg.seed)
     per_rank_batch = max(1, cfg.batch_size // env.world_size)
     if mixup is not None and per_rank_batch % 2:
@@ -209,16 +190,15 @@ def fit(task: nn.Module, train_set: Dataset, train_labels: np.ndarray, val_set: 
         scaler.load_state_dict(st["scaler"])
         if ema is not None:
             ema.module.load_state_dict(st["ema"])
-        if hasattr(task, "load_extra_state"):
-            task.load_extra_state(st.get("task", {}))
+        task.load_extra_state(st.get("task", {}))
         start, bad_epochs = st["epoch"], st["bad_epochs"]
         res.history, res.best_epoch, res.best_score = st["history"], st["best_epoch"], st["best_score"]
         if st.get("stopped_early"):
             res.stopped_early = True
             return res
 
-    frozen = list(frozen_params or [])
-    modify_grads, after_step = getattr(task, "modify_grads", None), getattr(task, "after_step", None)
+    frozen = list(task.frozen_parameters())
+    modifies_grads = overrides(task, "modify_grads")
     last_finite = "none yet (the first step)"
     bar = tqdm(range(start, cfg.epochs), desc=bar_name, disable=not (progress and env.is_main),
                initial=start, total=cfg.epochs)
@@ -243,8 +223,7 @@ def fit(task: nn.Module, train_set: Dataset, train_labels: np.ndarray, val_set: 
                     t = nn.functional.one_hot(y, num_classes).float()
             progress_epoch = epoch + i / steps_per_epoch
             step = epoch * steps_per_epoch + i + 1
-            if hasattr(task, "set_step"):
-                task.set_step(epoch, i, x)
+            task.set_step(epoch, i, x)
             with autocast(dev, cfg.amp):
                 _, losses = net(x, t, progress_epoch)
                 loss = sum(losses.values())
@@ -261,10 +240,9 @@ def fit(task: nn.Module, train_set: Dataset, train_labels: np.ndarray, val_set: 
             if frozen and progress_epoch < cfg.freeze_backbone_epochs:
                 for p in frozen:
                     p.grad = None
-            if cfg.grad_clip or modify_grads is not None:
+            if cfg.grad_clip or modifies_grads:
                 scaler.unscale_(optimizer)
-            if modify_grads is not None:
-                modify_grads(step)
+            task.modify_grads(step)
             if cfg.grad_clip:
                 nn.utils.clip_grad_norm_(task.model.parameters(), cfg.grad_clip)
             scaler.step(optimizer)
@@ -272,24 +250,18 @@ def fit(task: nn.Module, train_set: Dataset, train_labels: np.ndarray, val_set: 
             scheduler.step_update(step)
             if ema is not None:
                 ema.update(task.model, step=step)
-            if after_step is not None:
-                after_step(step)
+            task.after_step(step)
             for k, v in {"loss": loss, **losses}.items():
                 sums[k] = sums.get(k, 0.0) + v.detach().float()
-        if hasattr(task, "end_epoch"):
-            task.end_epoch(epoch)
+        task.end_epoch(epoch)
         eval_model = ema.module if ema is not None else task.model
-        if evaluate is not None:
-            scores = evaluate(eval_model)
-        else:
-            scores = score(predict(eval_model, val_set, cfg.eval_batch_size, env, cfg.amp, use_cl, cfg.num_workers,
-                                   eval_tf))
+        scores = task.validate(eval_model, lambda m: predict(m, data.val_set, cfg.eval_batch_size, env, cfg.amp,
+                                                             use_cl, cfg.num_workers, eval_tf))
         row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"],
                **{f"train_{k}": float(v) / steps_per_epoch for k, v in sums.items()},
                **{f"val_{k}": float(v) for k, v in scores.items() if np.isscalar(v)},
                "seconds": time.perf_counter() - t0}
-        if hasattr(task, "epoch_extras"):
-            row.update(task.epoch_extras(epoch + 1))
+        row.update(task.epoch_extras(epoch + 1))
         res.history.append(row)
         if cfg.select_metric not in scores:
             raise KeyError(f"train.select_metric: {cfg.select_metric!r} is not among the validation metrics of run "
@@ -311,7 +283,7 @@ def fit(task: nn.Module, train_set: Dataset, train_labels: np.ndarray, val_set: 
                         "ema": ema.module.state_dict() if ema is not None else {}, "history": res.history,
                         "best_epoch": res.best_epoch, "best_score": res.best_score, "bad_epochs": bad_epochs,
                         "stopped_early": res.stopped_early,
-                        "task": task.extra_state() if hasattr(task, "extra_state") else {}}, last)
+                        "task": task.extra_state()}, last)
         env.barrier()
         bar.set_postfix({cfg.select_metric: f"{current:.4f}", "best": f"{res.best_score:.4f}"})
         if res.stopped_early:

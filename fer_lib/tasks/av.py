@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from ..config import (AVDataConfig, AVModelConfig, AVRunConfig, BalanceConfig, ProbeConfig, TrainConfig, build,
                       deep_merge, from_dict)
 from ..data.av_clips import AVClips, AVDataset, load_av_dataset
-from ..engine import DistEnv, fit, load_weights, predict, seed_everything
+from ..engine import DistEnv, FitData, Task, fit, load_weights, predict, seed_everything
 from ..metrics import classification_metrics
 from ..models.av import AVClassifier, WithHalves
 from ..runs import Run, RunStore, write_json_atomic
@@ -45,13 +45,16 @@ def av_metrics(out: np.ndarray, labels: np.ndarray, classes) -> dict:
     return m
 
 
-class AVTask(nn.Module):
-    """Fused CE (+ gamma * unimodal CE) with the dominant modality held back by ``balance.mode``."""
+class AVTask(Task):
+    """Fused CE (+ gamma * unimodal CE) with the dominant modality held back by ``balance.mode``; validated on the
+    fused and each modality's head (``av_metrics``)."""
+
+    builds_batches = True
 
     def __init__(self, model: AVClassifier, cfg: AVRunConfig, train_set: AVDataset, val_set: AVDataset,
-                 test_set: AVDataset | None, classes, env: DistEnv):
-        super().__init__()
-        self.model, self.cfg, self.classes, self.env = model, cfg, tuple(classes), env
+                 test_set: AVDataset | None, classes, env: DistEnv, name: str = "av"):
+        super().__init__(model, len(classes), name)
+        self.cfg, self.classes, self.env = cfg, tuple(classes), env
         self.sets = {"train": train_set, "val": val_set, "test": test_set}
         b, p = cfg.balance, cfg.probe
         rng = np.random.default_rng([cfg.train.seed, 77])
@@ -117,6 +120,11 @@ class AVTask(nn.Module):
                     p.grad = p.grad * coef[m] + torch.randn(p.grad.shape, generator=g, device=dev) * std
             self._stats[f"ogm_coef_{m}"] += coef[m]
         self._stats["ogm_steps"] += 1
+
+    def validate(self, model: nn.Module, predict_val) -> dict:
+        out = predict(WithHalves(model), self.sets["val"], self.cfg.train.eval_batch_size, self.env,
+                      self.cfg.train.amp, False, 0)
+        return av_metrics(out, self.sets["val"].labels, self.classes)
 
     def after_step(self, step: int) -> None:
         if self.cfg.probe.enabled and step % self.cfg.probe.every_steps == 0:
@@ -193,16 +201,9 @@ def train_av(cfg: AVRunConfig, store: RunStore | None = None, data: AVClips | No
         train = data.subset("train")
         model.set_input_stats(*input_stats(train))
         sets = {s: AVDataset(data.subset(s)) for s in ("train", "val", "test")}
-        task = AVTask(model, cfg, sets["train"], sets["val"], sets["test"], data.classes, e)
+        task = AVTask(model, cfg, sets["train"], sets["val"], sets["test"], data.classes, e, f"{KIND} '{cfg.name}'")
         halves = WithHalves(model)
-
-        def score(z):
-            return av_metrics(z, sets["val"].labels, data.classes)
-
-        result = fit(task, sets["train"], sets["train"].labels, None, cfg.train, scratch, None, len(data.classes),
-                     env=e, progress=progress, run_name=f"{KIND} '{cfg.name}'",
-                     evaluate=lambda m: score(predict(WithHalves(m), sets["val"], cfg.train.eval_batch_size, e,
-                                                      cfg.train.amp, False, 0)))
+        result = fit(task, FitData(sets["train"], sets["train"].labels), cfg.train, scratch, e, progress)
         load_weights(model, result.best_weights)
         outs = {s: predict(halves, sets[s], cfg.train.eval_batch_size, e, cfg.train.amp, False, 0)
                 for s in ("val", "test")}

@@ -17,6 +17,7 @@ import sys
 from ..engine import DistEnv
 from ..report.params import PROFILES, load_params, params_file
 from .errors import run_command
+from .kinds import get_run_kind
 from .sections import SECTIONS, load_data, section_runs, train_run
 
 
@@ -78,8 +79,8 @@ def train(a) -> int:
         run = train_run(kind, cfg, data, env)
         if env.is_main:
             m = run.metrics["test"]
-            score = (f"F-score {m['fscore']:.4f}" if kind == "segmenter" else
-                     f"acc {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}")
+            metric = get_run_kind(kind).metric
+            score = f"{metric} {m[metric]:.4f}" + (f"  macro-F1 {m['macro_f1']:.4f}" if "macro_f1" in m else "")
             print(f"{name}: {run.path}  test {score}  ({'from store' if run.hit else 'trained'})")
     return 0
 

@@ -27,15 +27,14 @@ from ..config import (ConfigError, DataConfig, DistillConfig, ModelConfig, Stude
 from ..data import LabeledImages, load_dataset
 from ..data.cache import read_or_rebuild, write_npz_atomic
 from ..data.transforms import normalize_stats
-from ..engine import DistEnv, fit, load_weights, seed_everything
+from ..engine import DistEnv, FitData, Task, fit, load_weights, seed_everything
 from ..losses import ClassificationLoss
-from ..losses import distillation as D
+from ..losses.methods import get_method
 from ..models import create_model
 from ..runs import Run, RunStore
 from .teacher import batch_transforms, check_arch, datasets, evaluate_logits, save_classifier_run, train_teacher
 
 KIND = "student"
-MULTI = ("ca_wkd", "alpha_guided", "adaptive_alpha", "aver", "ebkd")
 
 
 class InputAdapter(nn.Module):
@@ -113,14 +112,14 @@ class TeacherOutputCache:
         self._pending = {}
 
 
-class Distiller(nn.Module):
+class Distiller(Task):
     """Student + frozen teachers + the distillation objective of ``cfg.method``."""
 
     def __init__(self, student: nn.Module, teachers: list[nn.Module], adapters: list[nn.Module],
                  cfg: DistillConfig, ce: ClassificationLoss, caches: list[TeacherOutputCache] | None = None,
-                 steps_per_epoch: int | None = None):
-        super().__init__()
-        self.model, self.teachers, self.adapters = student, nn.ModuleList(teachers), nn.ModuleList(adapters)
+                 steps_per_epoch: int | None = None, num_classes: int = 0, name: str = "student", score=None):
+        super().__init__(student, num_classes, name, score)
+        self.teachers, self.adapters = nn.ModuleList(teachers), nn.ModuleList(adapters)
         for p in self.teachers.parameters():
             p.requires_grad_(False)
         self.cfg, self.ce, self.steps_per_epoch = cfg, ce, steps_per_epoch
@@ -153,26 +152,12 @@ class Distiller(nn.Module):
             out.append(z)
         return out
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, epoch: float):
-        s = self.model(x)
-        ce = self.ce(s, t)
-        c, m = self.cfg, self.cfg.method
-        if m == "none":
-            return s, {"loss_ce": ce}
-        z = self.teacher_logits(x)
-        if m == "kd":
-            return s, D.kd_loss(s, z[0], t, c.temperature, c.alpha, ce)
-        if m == "dkd":
-            return s, D.dkd_loss(s, z[0], t, c.temperature, c.alpha, c.beta, c.warmup_epochs, epoch, ce)
-        if m == "ca_wkd":
-            return s, D.ca_wkd_loss(s, z, t, c.temperature, ce)
-        if m == "alpha_guided":
-            return s, D.alpha_guided_loss(s, z, t, c.temperature, c.gamma, c.theta, ce)
-        if m == "adaptive_alpha":
-            return s, D.adaptive_alpha_loss(s, z, t, c.temperature, c.with_ce, ce)
-        if m == "aver":
-            return s, D.aver_loss(s, z, t, c.temperature, c.alpha, ce)
-        return s, D.ebkd_loss(s, z, t, c.temperature, c.alpha, ce)
+    def forward(self, x: torch.Tensor, target: torch.Tensor, epoch: float):
+        logits_student = self.model(x)
+        ce = self.ce(logits_student, target)
+        method = get_method(self.cfg.method)
+        logits_teachers = self.teacher_logits(x) if method.max_teachers != 0 else []
+        return logits_student, method.loss(logits_student, logits_teachers, target, self.cfg, ce, epoch)
 
 
 def _input_convention(model_cfg: ModelConfig, train_cfg: TrainConfig, data: LabeledImages):
@@ -218,11 +203,11 @@ def train_student(cfg: StudentRunConfig, store: RunStore | None = None, data: La
             views = paths.teacher_outputs_dir(store.root) / view_key(cfg, data, e.rank, e.world_size)
             caches = [TeacherOutputCache(views / tr.key) for tr in teacher_runs]
         ce = ClassificationLoss("ce", cfg.train.label_smoothing)
-        task = Distiller(student, teachers, adapters, cfg.distill, ce, caches, steps)
         y_val = sets["val"].labels
-        result = fit(task, sets["train"], y_train, sets["val"], cfg.train, scratch,
-                     lambda z: evaluate_logits(z, y_val, data.classes), len(data.classes), train_tf=train_tf,
-                     eval_tf=eval_tf, env=e, progress=progress, run_name=f"{KIND} {cfg.name!r}")
+        task = Distiller(student, teachers, adapters, cfg.distill, ce, caches, steps, len(data.classes),
+                         f"{KIND} {cfg.name!r}", score=lambda z: evaluate_logits(z, y_val, data.classes))
+        result = fit(task, FitData(sets["train"], y_train, sets["val"], train_tf, eval_tf), cfg.train, scratch, e,
+                     progress)
         load_weights(student, result.best_weights)
         teacher_acc = [tr.metrics["test"]["accuracy"] for tr in teacher_runs]
         save_classifier_run(out, student, result, sets, eval_tf, cfg.train, e, data.classes, lambda m: {
@@ -231,7 +216,12 @@ def train_student(cfg: StudentRunConfig, store: RunStore | None = None, data: La
             "teacher_cache": {"hits": sum(c.hits for c in caches), "misses": sum(c.misses for c in caches)}
             if caches else None})
 
-    return store.run(KIND, cfg.key_dict(), data.fingerprint, compute, env, reads=("teacher",) if cfg.teachers else ())
+    return store.run(KIND, cfg.key_dict(), data.fingerprint, compute, env, reads=reads_of(cfg))
+
+
+def reads_of(cfg: StudentRunConfig) -> tuple[str, ...]:
+    """The kinds of run a student reads: teachers when it distils, nothing from scratch (its key follows)."""
+    return ("teacher",) if cfg.teachers else ()
 
 
 def student_configs(data: dict, train: dict, student: dict, teachers: dict[str, TeacherRunConfig],
@@ -255,14 +245,9 @@ def student_configs(data: dict, train: dict, student: dict, teachers: dict[str, 
         for r in roles:
             check_arch(teachers[r].model.arch, f"teachers.{r}.model.arch (arms.{name})")
         distill = from_dict(DistillConfig, arm.get("distill"), f"arms.{name}.distill")
-        if distill.method in ("ca_wkd", "alpha_guided", "ebkd") and len(roles) < 2:
-            raise ConfigError(f"arms.{name}: method {distill.method} needs at least two teachers")
-        if distill.method in MULTI and not roles:
-            raise ConfigError(f"arms.{name}: method {distill.method} needs teachers")
-        if distill.method in ("kd", "dkd") and len(roles) != 1:
-            raise ConfigError(f"arms.{name}: method {distill.method} takes exactly one teacher, got {len(roles)}")
-        if distill.method == "none" and roles:
-            raise ConfigError(f"arms.{name}: a student from scratch (method none) takes no teachers")
+        problem = get_method(distill.method).check_teachers(len(roles))
+        if problem:
+            raise ConfigError(f"arms.{name}: {problem}")
         model = from_dict(ModelConfig, deep_merge(student, arm.get("model")), f"arms.{name}.model")
         check_arch(model.arch, f"arms.{name}.model.arch")
         out[name] = build(StudentRunConfig, f"arms.{name}", name=arm.get("label", name),

@@ -18,6 +18,7 @@ import numpy as np
 from ..report.params import load_params, params_file
 from ..runs import RunStore
 from .ensemble import ensemble_key_parts
+from .kinds import get_run_kind
 from .sections import SECTIONS, load_data, section_runs
 
 #: the sections that read runs without training any (02 fuses 01's teachers; 08 and 09 read 01 and 02)
@@ -110,7 +111,7 @@ def plan_profile(profile: str, sections: list[str] | None = None, store: RunStor
 def _planned(section: str, name: str, kind: str, cfg, data_params: dict, data_cache: dict,
              store: RunStore) -> PlannedRun:
     fingerprint, n_train, missing = _data_facts(kind, data_params, data_cache)
-    reads_kinds = ("teacher",) if kind == "student" and cfg.teachers else ()
+    reads_kinds = get_run_kind(kind).reads(cfg)
     key = store.key(kind, cfg.key_dict(), fingerprint, reads_kinds) if fingerprint else None
     reads = ()
     if kind == "student" and fingerprint:

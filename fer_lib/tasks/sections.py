@@ -1,76 +1,117 @@
-"""The runs a section's parameters define, for every kind of run (teacher, student, segmenter, av).
+"""The runs each report section's parameters define: a registry of section builders.
 
-Used by ``fer-train`` (train a section's runs into the store, e.g. under torchrun) and by the paper profile's check
-(``fer-report --check``), so both build exactly the configurations the notebooks build.
+A builder turns a section's parameters (``params/<profile>/<section>.yaml``) into ``(data parameters, {run name:
+(kind, config)})`` with the same config builders the notebook uses, so ``fer-train`` (train a section's runs into
+the store, e.g. under torchrun), the paper check (``fer-report --check``), ``fer-runs`` and the sweep planner build
+exactly the configurations the notebooks build. A section that trains runs registers one builder with
+``@section_builder(name, required=(...))`` (CONTRIBUTING.md); the blocks in ``required`` are checked first, and a
+missing one names the parameter file.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
 
 from ..config import ConfigError
 from ..report.params import load_params
 
-#: sections whose notebooks train runs, in report order
-SECTIONS = ("01_teachers", "03_vit_revisit", "04_kd_cifar", "05_dkd_sweep", "06_segmentation", "07_asgml")
+Builder = Callable[[dict, str], tuple[dict, dict]]
 
 
-#: the blocks each training section's parameters must have
-REQUIRED = {"01_teachers": ("data", "train", "teachers"), "03_vit_revisit": ("teachers_params", "vits", "arms"),
-            "04_kd_cifar": ("data", "teacher_train", "teachers", "train", "student", "arms"),
-            "05_dkd_sweep": ("data", "teacher_train", "teachers", "train", "student", "arms"),
-            "06_segmentation": ("data", "model", "train", "loss", "augment", "arms"),
-            "07_asgml": ("data", "model", "train", "balance", "probe", "arms", "seeds")}
+@dataclass(frozen=True)
+class SectionBuilder:
+    name: str
+    build: Builder
+    required: tuple[str, ...] = ()
+
+
+#: the sections whose notebooks train runs, in report order (registration order)
+SECTION_BUILDERS: dict[str, SectionBuilder] = {}
+
+
+def section_builder(name: str, required: tuple[str, ...] = ()):
+    """Decorator: register ``fn(params, profile) -> (data params, {run name: (kind, config)})`` for ``name``."""
+    def add(fn: Builder) -> Builder:
+        if name in SECTION_BUILDERS:
+            raise ValueError(f"section {name!r} has two run builders")
+        SECTION_BUILDERS[name] = SectionBuilder(name, fn, tuple(required))
+        return fn
+    return add
 
 
 def section_runs(section: str, p: dict, profile: str) -> tuple[dict, dict[str, tuple[str, object]]]:
     """(data params, {run name: (kind, config)}) of the runs ``section``'s parameters ``p`` define."""
-    from .av import av_configs
-    from .distill import student_configs
-    from .segment import seg_configs
-    from .teacher import teacher_configs
-
+    if section not in SECTION_BUILDERS:
+        raise ConfigError(f"section: expected one of {', '.join(SECTION_BUILDERS)}, got {section!r}")
+    builder = SECTION_BUILDERS[section]
     need = getattr(p, "need", lambda *keys: None)  # Params name their file when a block is missing
-    need(*REQUIRED.get(section, ()))
-    if section == "01_teachers":
-        return p["data"], {n: ("teacher", c) for n, c in teacher_configs(p["data"], p["train"], p["teachers"]).items()}
-    if section == "03_vit_revisit":
-        from ..report.vit_revisit import arm_configs
-
-        tp = load_params(p["teachers_params"], profile)
-        base = teacher_configs(tp["data"], tp["train"], tp["teachers"])
-        return tp["data"], {f"{v}/{a}": ("teacher", c) for (v, a), c in arm_configs(base, p["vits"], p["arms"]).items()}
-    if section in ("04_kd_cifar", "05_dkd_sweep"):  # the teachers first (as ``teacher:<role>``), then the students
-        teachers = teacher_configs(p["data"], p["teacher_train"], p["teachers"], profile)
-        students = student_configs(p["data"], p["train"], p["student"], teachers, p["arms"])
-        return p["data"], {**{f"teacher:{n}": ("teacher", c) for n, c in teachers.items()},
-                           **{n: ("student", c) for n, c in students.items()}}
-    if section == "06_segmentation":
-        return p["data"], {n: ("segmenter", c) for n, c in seg_configs(p["data"], p["model"], p["train"], p["loss"],
-                                                                      p["augment"], p["arms"]).items()}
-    if section == "07_asgml":
-        cfgs = av_configs(p["data"], p["model"], p["train"], p["balance"], p["probe"], p["arms"], p["seeds"])
-        return p["data"], {f"{a}/seed{s}": ("av", c) for (a, s), c in cfgs.items()}
-    raise ConfigError(f"section: expected one of {', '.join(SECTIONS)}, got {section!r}")
+    need(*builder.required)
+    return builder.build(p, profile)
 
 
 def load_data(kind: str, data_params: dict):
-    if kind in ("teacher", "student"):
-        from ..data import load_dataset
+    """The dataset the runs of ``kind`` load from a section's ``data:`` parameters."""
+    from .kinds import get_run_kind
 
-        return load_dataset(data_params)
-    if kind == "segmenter":
-        from ..data.faceparse import load_seg_dataset
-
-        return load_seg_dataset(data_params)
-    from ..data.av_clips import load_av_dataset
-
-    return load_av_dataset(data_params)
+    return get_run_kind(kind).load_data(data_params)
 
 
 def train_run(kind: str, cfg, data, env=None, progress: bool = True, store=None):
     """The run for ``cfg`` from ``store`` (default: the project's), trained on a miss."""
-    from .av import train_av
-    from .distill import train_student
-    from .segment import train_segmenter
-    from .teacher import train_teacher
+    from .kinds import get_run_kind
 
-    fn = {"teacher": train_teacher, "student": train_student, "segmenter": train_segmenter, "av": train_av}[kind]
-    return fn(cfg, store=store, data=data, env=env, progress=progress)
+    return get_run_kind(kind).train(cfg, store=store, data=data, env=env, progress=progress)
+
+
+# ----------------------------------------------------------------------------- the report's training sections
+@section_builder("01_teachers", required=("data", "train", "teachers"))
+def teachers_section(p: dict, profile: str):
+    from .teacher import teacher_configs
+
+    return p["data"], {n: ("teacher", c) for n, c in teacher_configs(p["data"], p["train"], p["teachers"]).items()}
+
+
+@section_builder("03_vit_revisit", required=("teachers_params", "vits", "arms"))
+def vit_revisit_section(p: dict, profile: str):
+    from ..report.vit_revisit import arm_configs
+    from .teacher import teacher_configs
+
+    tp = load_params(p["teachers_params"], profile)
+    base = teacher_configs(tp["data"], tp["train"], tp["teachers"])
+    return tp["data"], {f"{v}/{a}": ("teacher", c) for (v, a), c in arm_configs(base, p["vits"], p["arms"]).items()}
+
+
+def distillation_section(p: dict, profile: str):
+    """The teachers first (as ``teacher:<role>``), then the students."""
+    from .distill import student_configs
+    from .teacher import teacher_configs
+
+    teachers = teacher_configs(p["data"], p["teacher_train"], p["teachers"], profile)
+    students = student_configs(p["data"], p["train"], p["student"], teachers, p["arms"])
+    return p["data"], {**{f"teacher:{n}": ("teacher", c) for n, c in teachers.items()},
+                       **{n: ("student", c) for n, c in students.items()}}
+
+
+DISTILLATION_BLOCKS = ("data", "teacher_train", "teachers", "train", "student", "arms")
+section_builder("04_kd_cifar", DISTILLATION_BLOCKS)(distillation_section)
+section_builder("05_dkd_sweep", DISTILLATION_BLOCKS)(distillation_section)
+
+
+@section_builder("06_segmentation", required=("data", "model", "train", "loss", "augment", "arms"))
+def segmentation_section(p: dict, profile: str):
+    from .segment import seg_configs
+
+    cfgs = seg_configs(p["data"], p["model"], p["train"], p["loss"], p["augment"], p["arms"])
+    return p["data"], {n: ("segmenter", c) for n, c in cfgs.items()}
+
+
+@section_builder("07_asgml", required=("data", "model", "train", "balance", "probe", "arms", "seeds"))
+def modality_balance_section(p: dict, profile: str):
+    from .av import av_configs
+
+    cfgs = av_configs(p["data"], p["model"], p["train"], p["balance"], p["probe"], p["arms"], p["seeds"])
+    return p["data"], {f"{a}/seed{s}": ("av", c) for (a, s), c in cfgs.items()}
+
+
+#: sections whose notebooks train runs, in report order
+SECTIONS = tuple(SECTION_BUILDERS)

@@ -26,7 +26,7 @@ from ..config import (SegAugmentConfig, SegDataConfig, SegLossConfig, SegModelCo
                       deep_merge, from_dict)
 from ..data.faceparse import SegImages, flip_permutation, load_seg_dataset
 from ..data.seg_transforms import SegArrayDataset, joint_transform
-from ..engine import DistEnv, autocast, fit, load_weights, seed_everything
+from ..engine import DistEnv, FitData, Task, autocast, fit, load_weights, seed_everything
 from ..engine.distributed import ShardSampler
 from ..losses.segmentation import SegmentationLoss
 from ..metrics.segmentation import confusion_per_image, image_fscores, pooled_fscore, segmentation_metrics
@@ -63,14 +63,26 @@ def channel_stats(images: np.ndarray) -> tuple[list[float], list[float]]:
     return x.mean(0).tolist(), x.std(0).tolist()
 
 
-class SegTask(nn.Module):
-    """MicroSegFormer + CE/focal + Dice, on uint8 batches normalised on the device."""
+class SegTask(Task):
+    """MicroSegFormer + CE/focal + Dice, on uint8 batches normalised on the device; validated by the challenge's
+    per-image F-score on ``val`` (images at the model's input size, masks at full resolution)."""
 
-    def __init__(self, model: nn.Module, loss: nn.Module, mean, std):
-        super().__init__()
-        self.model, self.loss = model, loss
+    builds_batches = True
+
+    def __init__(self, model: nn.Module, loss: nn.Module, mean, std, val: tuple[np.ndarray, np.ndarray] | None = None,
+                 classes: tuple[str, ...] = (), eval_batch_size: int = 16, amp: bool = True,
+                 env: DistEnv | None = None, name: str = "segmenter"):
+        super().__init__(model, len(classes), name)
+        self.loss, self.val, self.classes = loss, val, tuple(classes)
+        self.eval_batch_size, self.amp, self.env = eval_batch_size, amp, env
+        self.mean_list, self.std_list = list(mean), list(std)
         self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
+
+    def validate(self, model: nn.Module, predict_val) -> dict:
+        confusions = predict_confusions(model, *self.val, self.mean_list, self.std_list, len(self.classes),
+                                        self.eval_batch_size, "none", self.env, self.amp)
+        return segmentation_metrics(confusions, self.classes)
 
     def prepare_batch(self, batch, device):
         x, m = batch
@@ -152,18 +164,13 @@ def train_segmenter(cfg: SegRunConfig, store: RunStore | None = None, data: SegI
         splits = prepared_splits(data, cfg.train.img_size)
         mean, std = channel_stats(splits["train"][0])
         loss = SegmentationLoss(cfg.loss.ce_weight, cfg.loss.dice_weight, cfg.loss.focal, cfg.loss.focal_gamma)
-        task = SegTask(model, loss, mean, std)
+        task = SegTask(model, loss, mean, std, splits["val"], data.classes, cfg.train.eval_batch_size,
+                       cfg.train.amp, e, f"{KIND} '{cfg.name}'")
         train_set = SegArrayDataset(*splits["train"], joint_transform(cfg.augment))
-        bs = cfg.train.eval_batch_size
-
-        def evaluate(m):
-            return segmentation_metrics(predict_confusions(m, *splits["val"], mean, std, n_cls, bs, "none", e,
-                                                           cfg.train.amp), data.classes)
-
-        result = fit(task, train_set, np.zeros(len(train_set), np.int64), None, cfg.train, scratch, None, n_cls,
-                     env=e, progress=progress, evaluate=evaluate, run_name=f"{KIND} '{cfg.name}'")
+        result = fit(task, FitData(train_set, np.zeros(len(train_set), np.int64)), cfg.train, scratch, e, progress)
         load_weights(model, result.best_weights)
-        cms = {f"{s}_{t}": predict_confusions(model, *splits[s], mean, std, n_cls, bs, t, e, cfg.train.amp)
+        cms = {f"{s}_{t}": predict_confusions(model, *splits[s], mean, std, n_cls, cfg.train.eval_batch_size, t, e,
+                                              cfg.train.amp)
                for s in ("val", "test") for t in TTA}
         if not e.is_main:
             return

@@ -19,7 +19,7 @@ import torch.nn as nn
 from ..config import DataConfig, ModelConfig, TeacherRunConfig, TrainConfig, deep_merge, from_dict
 from ..data import ImageArrayDataset, LabeledImages, load_dataset
 from ..data.transforms import BatchAugment, normalize_stats, sample_transform
-from ..engine import DistEnv, fit, load_weights, predict, seed_everything
+from ..engine import DistEnv, FitData, Task, fit, load_weights, predict, seed_everything
 from ..losses import ClassificationLoss
 from ..metrics import brier, classification_metrics, ece, nll, softmax
 from ..models import arcface_margin, create_model
@@ -28,12 +28,14 @@ from ..runs import Run, RunStore, write_json_atomic
 KIND = "teacher"
 
 
-class TeacherTask(nn.Module):
-    """ArcFace (or linear) classifier + classification loss, with the margin schedule of seed 000 §9.7."""
+class TeacherTask(Task):
+    """ArcFace (or linear) classifier + classification loss, with the margin schedule of seed 000 §9.7; the
+    backbone may be frozen for ``train.freeze_backbone_epochs``."""
 
-    def __init__(self, model: nn.Module, loss: nn.Module, model_cfg: ModelConfig, train_cfg: TrainConfig):
-        super().__init__()
-        self.model, self.loss = model, loss
+    def __init__(self, model: nn.Module, loss: nn.Module, model_cfg: ModelConfig, train_cfg: TrainConfig,
+                 num_classes: int = 0, name: str = "teacher", score=None):
+        super().__init__(model, num_classes, name, score)
+        self.loss = loss
         self.m = model_cfg.arcface_m if model_cfg.head == "arcface" else 0.0
         self.plain, self.ramp = train_cfg.plain_logits_epochs, train_cfg.arcface_warmup_epochs
         self.margin = 0.0
@@ -42,6 +44,9 @@ class TeacherTask(nn.Module):
         self.margin = arcface_margin(epoch, self.m, self.plain, self.ramp)
         logits = self.model.forward_train(x, t, self.margin)
         return logits, {"cls": self.loss(logits, t)}
+
+    def frozen_parameters(self) -> list:
+        return list(self.model.backbone_parameters())
 
     def epoch_extras(self, epoch: int) -> dict:
         return {"margin": self.margin}
@@ -107,12 +112,11 @@ def train_teacher(cfg: TeacherRunConfig, store: RunStore | None = None, data: La
         y_train = data.subset("train").labels
         loss = ClassificationLoss(cfg.train.loss, cfg.train.label_smoothing, cfg.train.focal_gamma,
                                   np.bincount(y_train, minlength=len(data.classes)), cfg.train.logit_adjust_tau)
-        task = TeacherTask(model, loss, cfg.model, cfg.train)
         y_val = sets["val"].labels
-        result = fit(task, sets["train"], y_train, sets["val"], cfg.train, scratch,
-                     lambda z: evaluate_logits(z, y_val, data.classes), len(data.classes), train_tf=train_tf,
-                     eval_tf=eval_tf, frozen_params=list(model.backbone_parameters()), env=e, progress=progress,
-                     run_name=f"{KIND} {cfg.name!r}")
+        task = TeacherTask(model, loss, cfg.model, cfg.train, len(data.classes), f"{KIND} {cfg.name!r}",
+                           score=lambda z: evaluate_logits(z, y_val, data.classes))
+        result = fit(task, FitData(sets["train"], y_train, sets["val"], train_tf, eval_tf), cfg.train, scratch, e,
+                     progress)
         load_weights(model, result.best_weights)
         save_classifier_run(out, model, result, sets, eval_tf, cfg.train, e, data.classes)
 
