@@ -193,7 +193,7 @@ def _configs(balance: dict, **train):
 
 @pytest.fixture(scope="module")
 def tiny_clips():
-    from fer_lib.data.av_clips import load_av_dataset
+    from fer_lib.data.av_sources import load_av_dataset
 
     return load_av_dataset(TINY["data"])
 

@@ -6,7 +6,7 @@ import nbformat
 import pytest
 
 from fer_lib.report.book import decorate
-from fer_lib.report.params import PROFILES, load_params, params_file
+from fer_lib.config.params import PROFILES, load_params, params_file
 from fer_lib.tasks.sections import SECTIONS, section_runs
 
 

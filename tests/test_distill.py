@@ -198,7 +198,7 @@ def test_paper_dkd_arms_ramp_over_20_of_240_epochs_as_the_dkd_reference():
 def test_deployment_builds_real_cpu_students_and_teachers_taken_from_section_01(section):
     """Section 08 measures 04/05's models; in real-cpu some teachers are 01's (``from: params/{profile}/...``)."""
     from fer_lib.report.deployment import section_models
-    from fer_lib.report.params import load_params, params_file
+    from fer_lib.config.params import load_params, params_file
 
     params = load_params(params_file(section, "real-cpu"))
     models = section_models(params, section[:2], "real-cpu")

@@ -132,7 +132,8 @@ def test_layer_wise_lr_decay_groups_cover_every_parameter_once():
 
 
 def test_vit_revisit_arms_override_only_the_schedule():
-    from fer_lib.report.vit_revisit import arm_configs, schedule_table
+    from fer_lib.report.vit_revisit import schedule_table
+    from fer_lib.tasks.teacher import arm_configs
     from fer_lib.tasks import teacher_configs
 
     base = teacher_configs({"n_train": 10}, {"epochs": 10, "plain_logits_epochs": 3},
@@ -146,7 +147,7 @@ def test_vit_revisit_arms_override_only_the_schedule():
 
 
 def test_vit_revisit_studies_the_arcface_head_whatever_head_the_role_plays():
-    from fer_lib.report.vit_revisit import arm_configs
+    from fer_lib.tasks.teacher import arm_configs
     from fer_lib.tasks import teacher_configs
 
     base = teacher_configs({"n_train": 10}, {"epochs": 10}, {
@@ -161,7 +162,8 @@ def test_vit_revisit_studies_the_arcface_head_whatever_head_the_role_plays():
 def test_vit_revisit_headline_signs_and_initialisation():
     import pandas as pd
 
-    from fer_lib.report.vit_revisit import arm_configs, headline
+    from fer_lib.report.vit_revisit import headline
+    from fer_lib.tasks.teacher import arm_configs
     from fer_lib.tasks import teacher_configs
 
     idx = pd.MultiIndex.from_tuples([("v", "initial"), ("v", "revisit"), ("v", "revisit + LLRD")])
@@ -179,7 +181,8 @@ def test_vit_revisit_headline_signs_and_initialisation():
 def test_vit_revisit_headline_equal_arms_and_frozen_backbone_checkpoints():
     import pandas as pd
 
-    from fer_lib.report.vit_revisit import arm_configs, headline
+    from fer_lib.report.vit_revisit import headline
+    from fer_lib.tasks.teacher import arm_configs
     from fer_lib.tasks import teacher_configs
 
     idx = pd.MultiIndex.from_tuples([("v", "initial"), ("v", "revisit"), ("v", "revisit + LLRD")])
@@ -201,7 +204,8 @@ def test_seed_beside_keeps_a_multiindex_and_schedule_epochs_are_integers():
     import pandas as pd
 
     from fer_lib.report import seed_beside
-    from fer_lib.report.vit_revisit import arm_configs, schedule_table
+    from fer_lib.report.vit_revisit import schedule_table
+    from fer_lib.tasks.teacher import arm_configs
     from fer_lib.tasks import teacher_configs
 
     idx = pd.MultiIndex.from_tuples([("a", "x"), ("a", "y")], names=["model", "arm"])

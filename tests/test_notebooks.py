@@ -15,7 +15,7 @@ import nbformat
 import pytest
 import yaml
 
-from fer_lib.report.params import PROFILES
+from fer_lib.config.params import PROFILES
 from fer_lib.report.pipeline import SECTIONS, build_book, run_sections
 from fer_lib.tasks import teacher_configs
 
@@ -157,7 +157,7 @@ def test_smoke_report_executes_and_builds_with_warnings_as_errors(tmp_path, monk
 def test_profile_alone_selects_the_profiles_values(section):
     """`papermill NB OUT -p profile real-cpu` injects only `profile`: use_profile gives every other parameter the
     real-cpu file's value; a value set explicitly (not the smoke default) is kept; the provenance check agrees."""
-    from fer_lib.report.params import differs_from_profile, use_profile
+    from fer_lib.config.params import differs_from_profile, use_profile
 
     defaults = parameters_cell(nbformat.read(ROOT / "notebooks" / f"{section}.ipynb", as_version=4))
     real = yaml.safe_load((ROOT / "params" / "real-cpu" / f"{section}.yaml").read_text())
@@ -178,7 +178,7 @@ def test_profile_alone_selects_the_profiles_values(section):
 def test_fer_profile_stands_in_for_the_default_profile(monkeypatch):
     """`FER_PROFILE=real-cpu make lab`: a notebook left at profile 'smoke' opens on real-cpu's values; an explicit
     other profile is kept."""
-    from fer_lib.report.params import use_profile
+    from fer_lib.config.params import use_profile
 
     defaults = parameters_cell(nbformat.read(ROOT / "notebooks" / "09_calibration.ipynb", as_version=4))
     monkeypatch.setenv("FER_PROFILE", "real-cpu")

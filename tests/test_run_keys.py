@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from fer_lib.report.params import PROFILES, load_params, params_file
+from fer_lib.config.params import PROFILES, load_params, params_file
 from fer_lib.runs import RunStore
 from fer_lib.tasks.ensemble import ensemble_key_parts
 from fer_lib.tasks.kinds import get_run_kind

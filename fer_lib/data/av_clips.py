@@ -137,28 +137,3 @@ def cached(name: str, key: str, decode: Callable[[], AVClips], cache_dir: Path |
         return data
 
     return read_or_rebuild(path, read, rebuild, "the decoded-clips cache")
-
-
-def load_av_dataset(cfg) -> AVClips:
-    """The audio-visual clips an ``AVDataConfig`` names."""
-    from .. import paths
-    from ..config import AVDataConfig, config_hash, from_dict, to_dict
-
-    cfg = from_dict(AVDataConfig, cfg, "data")
-    audio = dict(sample_rate=cfg.sample_rate, seconds=cfg.seconds, n_fft=cfg.n_fft, hop=cfg.hop)
-    if cfg.source == "synthetic":
-        from .synthetic_av import synthetic_av_clips
-
-        return cached("synthetic_av", config_hash(to_dict(cfg)), lambda: synthetic_av_clips(
-            cfg.n_train, cfg.n_val, cfg.n_test, cfg.seed, cfg.n_frames, cfg.frame_size, cfg.visual_strength,
-            **audio))
-    if cfg.source == "crema_d":
-        from .crema_d import load_crema_d
-
-        return load_crema_d(paths.resolve(cfg.root), cfg.n_frames, cfg.frame_size, True, **audio,
-                            val_fraction=cfg.val_fraction, seed=cfg.seed, train_csv=cfg.train_csv,
-                            test_csv=cfg.test_csv, audio_dir=cfg.audio_dir, frames_dir=cfg.frames_dir)
-    from .ravdess import load_ravdess_fer
-
-    return load_ravdess_fer(paths.resolve(cfg.root), paths.resolve(cfg.fer_root), cfg.n_frames, cfg.frame_size,
-                            **audio, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction, seed=cfg.seed)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .av_clips import AV_CLASSES, AVClips
 from .synthetic import FER_CLASSES, render_faces, sample_face_params
 
 #: emotion -> (f0 Hz, f0 slope Hz/s, loudness, jitter): high, rising and loud for surprise/happy/angry,
@@ -90,7 +91,6 @@ def synthetic_av_clips(n_train: int, n_val: int, n_test: int, seed: int = 0, n_f
     one. Speakers are split across train / val / test (no voice in two splits).
     """
     from .audio import fixed_length_rows, log_spectrogram, resample
-    from .av_clips import AV_CLASSES, AVClips
     from .synthetic import render_faces
 
     rng = np.random.default_rng([seed, 4])

@@ -1,5 +1,5 @@
 """Report helpers: sections (glue + provenance), seed numbers, seed-beside-ours tables, parameters, pipeline."""
-from .params import PROFILES, load_params, params_file, use_profile
+from ..config.params import PROFILES, load_params, params_file, use_profile
 from .section import Section, start_section
 from .seeds import seed_results
 from .tables import ensemble_row_label, seed_beside, show

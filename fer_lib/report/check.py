@@ -22,7 +22,7 @@ import torch
 
 from .. import paths
 from ..config import AVModelConfig, ModelConfig, to_dict
-from .params import load_params, params_file
+from ..config.params import load_params, params_file
 
 ROOT_KEYS = ("root", "fer_root", "faceparse_root", "predict_images")
 

@@ -32,7 +32,7 @@ import yaml
 
 from .. import paths
 from ..threads import share_cores
-from .params import PROFILES, params_file
+from ..config.params import PROFILES, params_file
 
 
 @dataclass(frozen=True)

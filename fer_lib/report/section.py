@@ -17,7 +17,7 @@ import pandas as pd
 from .. import paths
 from ..runs import Run, environment, write_json_atomic
 from ..runs.provenance import now
-from .params import differs_from_profile
+from ..config.params import differs_from_profile
 
 
 class Section:

@@ -9,7 +9,7 @@ from ..data import LabeledImages, load_dataset
 from ..runs import Run
 from ..tasks import teacher_configs, train_teacher
 from ..tasks.ensemble import choose, ensemble_runs
-from .params import load_params
+from ..config.params import load_params
 from .section import Section
 
 

@@ -24,7 +24,7 @@ def missing_sections(book: Path) -> list[str]:
 
 
 def execute_missing_sections(app, config) -> None:
-    from .params import PROFILES
+    from ..config.params import PROFILES
     from .pipeline import built_profile, run_sections
 
     book = Path(app.srcdir)

@@ -1,29 +1,15 @@
 """Section 03: ViT teachers under the initial and the revisit schedules (seed 000 §9.7, §9.7.1)."""
 from __future__ import annotations
 
-from dataclasses import replace
 
 import pandas as pd
 
-from ..config import TeacherRunConfig, TrainConfig, deep_merge, from_dict, to_dict
+from ..config import TeacherRunConfig
 from ..runs import Run
+from ..tasks.teacher import arm_configs  # noqa: F401 - the notebook builds its arms as vr.arm_configs
 
 SCHEDULE_KEYS = ("epochs", "warmup_epochs", "plain_logits_epochs", "arcface_warmup_epochs", "freeze_backbone_epochs",
                  "layer_decay", "lr")
-
-
-def arm_configs(base: dict[str, TeacherRunConfig], vits: list[str], arms: dict[str, dict]) -> dict:
-    """(vit, arm) -> config: the teacher's section-01 config with the ArcFace head and the arm's training overrides.
-
-    The schedules under study are the ArcFace margin's (seed 000 §9.7), so every arm trains the ArcFace head even
-    where section 01 chose a linear head for the role: the initial arm is then 01's ``<role>_arcface`` twin."""
-    out = {}
-    for v in vits:
-        model = replace(base[v].model, head="arcface")
-        for arm, over in arms.items():
-            train = from_dict(TrainConfig, deep_merge(to_dict(base[v].train), over), f"arms.{arm}")
-            out[v, arm] = replace(base[v], model=model, train=train)
-    return out
 
 
 def schedule_table(configs: dict) -> pd.DataFrame:

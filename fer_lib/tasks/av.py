@@ -23,7 +23,8 @@ import torch.nn.functional as F
 
 from ..config import (AVDataConfig, AVModelConfig, AVRunConfig, BalanceConfig, ProbeConfig, TrainConfig, build,
                       deep_merge, from_dict)
-from ..data.av_clips import AVClips, AVDataset, load_av_dataset
+from ..data.av_clips import AVClips, AVDataset
+from ..data.av_sources import load_av_dataset
 from ..engine import DistEnv, FitData, Task, fit, load_weights, predict, seed_everything
 from ..metrics import classification_metrics
 from ..models.av import AVClassifier, WithHalves

@@ -15,7 +15,7 @@ import argparse
 import sys
 
 from ..engine import DistEnv
-from ..report.params import PROFILES, load_params, params_file
+from ..config.params import PROFILES, load_params, params_file
 from .errors import run_command
 from .kinds import get_run_kind
 from .sections import SECTIONS, load_data, section_runs, train_run

@@ -54,7 +54,7 @@ def get_run_kind(name: str) -> RunKind:
 
 def _register_builtin() -> None:
     from ..data import load_dataset
-    from ..data.av_clips import load_av_dataset
+    from ..data.av_sources import load_av_dataset
     from ..data.faceparse import load_seg_dataset
     from .av import train_av
     from .distill import reads_of, train_student

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..report.params import load_params, params_file
+from ..config.params import load_params, params_file
 from ..runs import RunStore
 from .ensemble import ensemble_key_parts
 from .kinds import get_run_kind

@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from .. import paths
-from ..report.params import PROFILES
+from ..config.params import PROFILES
 from ..runs import Run, RunStore
 from ..runs.provenance import environment, git_commit, now
 from ..runs.transfer import dir_bytes, export_runs, import_archive, publish_run
@@ -48,11 +48,11 @@ def weights_needed(plan: dict[str, PlannedRun], store: RunStore) -> set[str]:
     """Keys of the runs whose weights the book reads: section 06's arm selected on validation F-score (its
     prediction grid and challenge masks; ``fer-parse``), chosen by the notebook's own ranking. Section 08 measures
     architectures, not trained weights; every other section reads outputs and metrics."""
-    from ..report.segmentation import ranking
+    from .segment import selected_arm
 
     arms = {p.key: store.find(p.kind, p.key) for p in plan.values() if p.kind == "segmenter" and p.key}
     arms = {key: run for key, run in arms.items() if run is not None}
-    return {ranking(arms).index[0]} if arms else set()
+    return {selected_arm(arms)} if arms else set()
 
 
 def cmd_list(a) -> int:

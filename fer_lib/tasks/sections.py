@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..config import ConfigError
-from ..report.params import load_params
+from ..config.params import load_params
 
 Builder = Callable[[dict, str], tuple[dict, dict]]
 
@@ -73,8 +73,7 @@ def teachers_section(p: dict, profile: str):
 
 @section_builder("03_vit_revisit", required=("teachers_params", "vits", "arms"))
 def vit_revisit_section(p: dict, profile: str):
-    from ..report.vit_revisit import arm_configs
-    from .teacher import teacher_configs
+    from .teacher import arm_configs, teacher_configs
 
     tp = load_params(p["teachers_params"], profile)
     base = teacher_configs(tp["data"], tp["train"], tp["teachers"])

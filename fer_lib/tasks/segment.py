@@ -213,6 +213,12 @@ def seg_configs(data: dict, model: dict, train: dict, loss: dict, augment: dict,
     return out
 
 
+def selected_arm(runs: dict) -> str:
+    """The arm validation selects: the highest validation F-score, ties going to the earlier arm (section 06's
+    ranking, and the run whose weights ``fer-runs publish`` keeps)."""
+    return max(runs, key=lambda name: (runs[name].metrics["val"]["fscore"], -list(runs).index(name)))
+
+
 def load_segmenter(run: Run | str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
     """(model with the run's best weights, its input convention) from a stored face-parsing run."""
     run = run if isinstance(run, Run) else Run(Path(run), published=paths.results_dir() in Path(run).resolve().parents)

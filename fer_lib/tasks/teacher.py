@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import torch.nn as nn
 
-from ..config import DataConfig, ModelConfig, TeacherRunConfig, TrainConfig, deep_merge, from_dict
+from ..config import DataConfig, ModelConfig, TeacherRunConfig, TrainConfig, deep_merge, from_dict, to_dict
 from ..data import ImageArrayDataset, LabeledImages, load_dataset
 from ..data.transforms import BatchAugment, normalize_stats, sample_transform
 from ..engine import DistEnv, FitData, Task, fit, load_weights, predict, seed_everything
@@ -123,6 +123,20 @@ def train_teacher(cfg: TeacherRunConfig, store: RunStore | None = None, data: La
     return store.run(KIND, cfg.key_dict(), data.fingerprint, compute, env)
 
 
+def arm_configs(base: dict[str, TeacherRunConfig], vits: list[str], arms: dict[str, dict]) -> dict:
+    """Section 03's runs: (vit, arm) -> config: the teacher's section-01 config with the ArcFace head and the arm's training overrides.
+
+    The schedules under study are the ArcFace margin's (seed 000 §9.7), so every arm trains the ArcFace head even
+    where section 01 chose a linear head for the role: the initial arm is then 01's ``<role>_arcface`` twin."""
+    out = {}
+    for v in vits:
+        model = replace(base[v].model, head="arcface")
+        for arm, over in arms.items():
+            train = from_dict(TrainConfig, deep_merge(to_dict(base[v].train), over), f"arms.{arm}")
+            out[v, arm] = replace(base[v], model=model, train=train)
+    return out
+
+
 def check_arch(arch: str, where: str) -> None:
     """Raise a ``ConfigError`` naming ``where`` when ``create_model`` cannot build ``arch``: found when the
     configs are built, before any run of the section trains."""
@@ -141,7 +155,7 @@ def teacher_configs(data: dict, train: dict, teachers: dict, profile: str | None
     An entry ``{from: params/{profile}/01_teachers.yaml, teacher: resnet18, label: ...}`` is that section's teacher,
     configuration and all, so both sections share one run in the store (``profile`` fills ``{profile}``)."""
     from ..config import ConfigError, build
-    from ..report.params import load_params
+    from ..config.params import load_params
 
     out = {}
     for name, spec in teachers.items():

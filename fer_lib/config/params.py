@@ -1,4 +1,4 @@
-"""Notebook parameters: ``params/<profile>/<section>.yaml``, resolved from the project root."""
+"""Notebook parameters (below ``tasks`` and ``report``, which both read them): ``params/<profile>/<section>.yaml``, resolved from the project root."""
 from __future__ import annotations
 
 import os
@@ -24,7 +24,7 @@ class Params(dict):
 
     def need(self, *keys: str) -> None:
         """Raise a ``ConfigError`` naming the file and the keys it lacks (e.g. a ``teachers:`` block)."""
-        from ..config import ConfigError
+        from .base import ConfigError
 
         missing = [k for k in keys if k not in self]
         if missing:
@@ -37,7 +37,7 @@ class Params(dict):
 def load_params(path: str | Path, profile: str | None = None) -> Params:
     """YAML parameters from ``path`` (``{profile}`` is substituted; relative to the project root). A YAML syntax
     error, or a file that is not a mapping, is a ``ConfigError`` naming the file, line and column."""
-    from ..config import ConfigError
+    from .base import ConfigError
 
     p = paths.resolve(str(path).format(profile=profile) if profile else str(path))
     if not p.is_file():
