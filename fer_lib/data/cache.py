@@ -9,8 +9,6 @@ half-written cache is never read.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import warnings
 import zipfile
 import zlib
@@ -20,6 +18,7 @@ from typing import Callable, TypeVar
 import numpy as np
 
 from .. import paths
+from ..atomic import atomic_write
 from .dataset import LabeledImages
 
 CACHE_VERSION = 1
@@ -69,16 +68,8 @@ def cached(name: str, key: str, decode: Callable[[], LabeledImages], cache_dir: 
 
 def write_npz_atomic(path: Path, **arrays) -> None:
     """``np.savez`` into a temporary file in ``path``'s folder, renamed into place: never read half-written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
 
 
 def save_npz(data: LabeledImages, path: Path) -> None:

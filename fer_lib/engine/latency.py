@@ -11,12 +11,13 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from ..models.size import count_parameters
 from .fit import autocast
 
 
 def model_size(model: nn.Module) -> dict:
     """Parameters (millions) and fp32 weights size (MB = 2**20 bytes) of the state dict."""
-    params = sum(p.numel() for p in model.parameters())
+    params = count_parameters(model, trainable_only=False)
     nbytes = sum(t.numel() * 4 if t.is_floating_point() else t.numel() * t.element_size()
                  for t in model.state_dict().values())
     return {"params_m": params / 1e6, "size_mb": nbytes / 2**20}

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 from timm.optim import create_optimizer_v2
-from timm.optim._param_groups import param_groups_layer_decay
+from timm.optim import param_groups_layer_decay
 
 from ..config import TrainConfig
 

@@ -16,15 +16,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
-def pixel_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    return F.cross_entropy(logits.float(), target.long())
-
-
-def pixel_focal_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float = 2.0) -> torch.Tensor:
-    logp = F.log_softmax(logits.float(), dim=1).gather(1, target.long().unsqueeze(1)).squeeze(1)
-    return -((1.0 - logp.exp()).pow(gamma) * logp).mean()
-
-
 def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
     return _dice_from_probs(F.softmax(logits.float(), dim=1), target.long(), smooth)
 

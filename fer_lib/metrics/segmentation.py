@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .classification import per_class_f1
+
 EPS = 1e-7
 
 
@@ -60,12 +62,6 @@ def challenge_fscore(cms: np.ndarray) -> float:
 def pooled_fscore(cms: np.ndarray, batch_size: int) -> float:
     """The pitfall: the formula on confusion matrices summed over consecutive batches, averaged over batches."""
     return float(np.mean([_fscore_of(cms[i:i + batch_size].sum(0)) for i in range(0, len(cms), batch_size)]))
-
-
-def per_class_f1(cm: np.ndarray) -> np.ndarray:
-    tp = np.diag(cm).astype(np.float64)
-    denom = cm.sum(0) + cm.sum(1)
-    return np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
 
 
 def per_class_iou(cm: np.ndarray) -> np.ndarray:

@@ -9,7 +9,8 @@ import torch.nn as nn
 from ..config import ModelConfig
 from .arcface import ArcFaceHead, LinearHead, arcface_logits, arcface_margin
 from .classifier import FERClassifier, create_fer_classifier
-from .segformer import LMSA, MicroSegFormer, count_parameters, create_segmenter
+from .segformer import LMSA, MicroSegFormer, create_segmenter
+from .size import count_parameters
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 

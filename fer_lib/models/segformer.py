@@ -29,6 +29,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import DropPath, SEModule, trunc_normal_
 
+from .size import count_parameters
 from ..config import PARAM_LIMIT, ConfigError, SegModelConfig
 
 
@@ -171,11 +172,6 @@ def _init(m: nn.Module) -> None:
     elif isinstance(m, (nn.LayerNorm, nn.BatchNorm2d)):
         nn.init.ones_(m.weight)
         nn.init.zeros_(m.bias)
-
-
-def count_parameters(model: nn.Module) -> int:
-    """Trainable parameters (the challenge's count)."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def create_segmenter(cfg: SegModelConfig, num_classes: int, limit: int | None = PARAM_LIMIT) -> MicroSegFormer:

@@ -23,6 +23,7 @@ import torch
 from .. import paths
 from ..config import AVModelConfig, ModelConfig, to_dict
 from ..config.params import load_params, params_file
+from ..models.size import count_parameters
 
 ROOT_KEYS = ("root", "fer_root", "faceparse_root", "predict_images")
 
@@ -110,7 +111,7 @@ def step_once(kind: str, model_cfg, shape, n_classes: int, unimodal: bool = Fals
     model.train()
     out = model(x)
     out.float().logsumexp(1).mean().backward()
-    return sum(p.numel() for p in model.parameters()) / 1e6, time.perf_counter() - t0
+    return count_parameters(model, trainable_only=False) / 1e6, time.perf_counter() - t0
 
 
 def check_profile(profile: str, sections: list[str] | None = None, log=print) -> tuple[pd.DataFrame, pd.DataFrame]:

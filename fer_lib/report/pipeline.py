@@ -31,6 +31,7 @@ from pathlib import Path
 import yaml
 
 from .. import paths
+from ..atomic import atomic_write
 from ..threads import share_cores
 from ..config.params import PROFILES, params_file
 
@@ -127,16 +128,11 @@ def execute(spec: SectionSpec, profile: str, out: Path, failed_dir: Path | None 
 
 def _write_atomic(path: Path, data: bytes | str) -> None:
     """Write ``path`` through a temporary file in its folder and a rename: it is never seen half-written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
-    try:
+    with atomic_write(path) as tmp:
         if isinstance(data, str):
             tmp.write_text(data)
         else:
             tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _read_stamps(path: Path) -> dict[str, str]:

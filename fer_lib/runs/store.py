@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from .. import paths
+from ..atomic import atomic_write
 from ..config import config_hash
 from .manifest import MANIFEST, CorruptRunError, check_file, read_manifest, write_manifest
 from .provenance import environment, now
@@ -255,8 +256,5 @@ def _write_json(path: Path, obj) -> None:
 
 
 def write_json_atomic(path: Path, obj) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    _write_json(tmp, obj)
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        _write_json(tmp, obj)

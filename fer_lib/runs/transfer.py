@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_write
 from .manifest import MANIFEST, build_manifest, file_sha256, read_manifest
 from .versions import COMPUTE_VERSIONS
 
@@ -77,9 +78,7 @@ def publish_run(run_dir: Path, tier: Path, keep_weights: bool = False, **meta) -
 def export_runs(run_dirs: list[Path], archive: Path) -> int:
     """Write the complete runs ``run_dirs`` (every file, manifest included) into a ``.tar.gz``; bytes written."""
     archive = Path(archive)
-    archive.parent.mkdir(parents=True, exist_ok=True)
-    tmp = archive.with_name(f".{archive.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
+    with atomic_write(archive) as tmp:
         with tarfile.open(tmp, "w:gz") as tar:
             for run_dir in run_dirs:
                 run_dir = Path(run_dir)
@@ -88,10 +87,6 @@ def export_runs(run_dirs: list[Path], archive: Path) -> int:
                 for p in sorted(run_dir.iterdir()):
                     if p.is_file():
                         tar.add(p, arcname=f"{run_dir.parent.name}/{run_dir.name}/{p.name}", recursive=False)
-        os.replace(tmp, archive)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return archive.stat().st_size
 
 

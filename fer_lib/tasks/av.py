@@ -27,6 +27,7 @@ from ..data.av_clips import AVClips, AVDataset
 from ..data.av_sources import load_av_dataset
 from ..engine import DistEnv, FitData, Task, fit, load_weights, predict, seed_everything
 from ..metrics import classification_metrics
+from ..models import count_parameters
 from ..models.av import AVClassifier, WithHalves
 from ..runs import Run, RunStore, write_json_atomic
 from .balance import (StaleGradients, adaptive_k, frequency_updates, ogm_ge_coefficients, probe_accuracies,
@@ -215,7 +216,7 @@ def train_av(cfg: AVRunConfig, store: RunStore | None = None, data: AVClips | No
         metrics = {s: av_metrics(outs[s], sets[s].labels, data.classes) for s in ("val", "test")}
         metrics.update(
             best_epoch=result.best_epoch, epochs_run=len(result.history), stopped_early=result.stopped_early,
-            classes=list(data.classes), params=sum(p.numel() for p in model.parameters()),
+            classes=list(data.classes), params=count_parameters(model, trainable_only=False),
             final={"test_macro_f1": float(last.get("test_macro_f1", np.nan)),
                    "test_accuracy": float(last.get("test_accuracy", np.nan))},
             n_clips={s: len(sets[s]) for s in sets}, dominant=cfg.balance.dominant, mode=cfg.balance.mode)

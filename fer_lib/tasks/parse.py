@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from ..atomic import atomic_write
 from ..data.faceparse import IMAGE_EXTS, flip_permutation
 from ..runs import Run
 from .segment import full_resolution_logits, load_segmenter, resize_images
@@ -131,15 +132,11 @@ def predict_folder(run: Run | str | Path, images_dir: str | Path, out_dir: str |
         x = torch.from_numpy(resize_images(im[None], inp["size"])).to(dev).permute(0, 3, 1, 2).float() / 255.0
         label_map = predict_label_map(model, (x - mean) / std, im.shape[:2], tta, perm)
         target = out_dir / f"{f.stem}.png"
-        tmp = target.with_name(f".{target.name}.tmp")
-        Image.fromarray(label_map, mode="L").save(tmp, format="PNG")
-        tmp.replace(target)
+        with atomic_write(target) as tmp:
+            Image.fromarray(label_map, mode="L").save(tmp, format="PNG")
         result.written.append(target)
     if zip_path is not None and result.written:
-        zip_path = Path(zip_path)
-        tmp = zip_path.with_name(f".{zip_path.name}.tmp")
-        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+        with atomic_write(zip_path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
             for p in result.written:
                 zf.write(p, arcname=p.name)
-        tmp.replace(zip_path)
     return result

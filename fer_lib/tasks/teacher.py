@@ -22,7 +22,7 @@ from ..data.transforms import BatchAugment, normalize_stats, sample_transform
 from ..engine import DistEnv, FitData, Task, fit, load_weights, predict, seed_everything
 from ..losses import ClassificationLoss
 from ..metrics import brier, classification_metrics, ece, nll, softmax
-from ..models import arcface_margin, create_model
+from ..models import arcface_margin, count_parameters, create_model
 from ..runs import Run, RunStore, write_json_atomic
 
 KIND = "teacher"
@@ -86,7 +86,7 @@ def save_classifier_run(out: Path, model: nn.Module, result, sets: dict, eval_tf
         return None
     metrics = {s: evaluate_logits(logits[s], sets[s].labels, classes) for s in ("val", "test")}
     metrics.update(best_epoch=result.best_epoch, epochs_run=len(result.history), stopped_early=result.stopped_early,
-                   classes=list(classes), params=sum(p.numel() for p in model.parameters()))
+                   classes=list(classes), params=count_parameters(model, trainable_only=False))
     if extra is not None:
         metrics.update(extra(metrics))
     write_json_atomic(out / "metrics.json", metrics)
