@@ -90,3 +90,36 @@ def test_a_task_declares_every_hook_with_a_no_op_default():
     assert task.epoch_extras(1) == {} and task.extra_state() == {} and task.frozen_parameters() == []
     with pytest.raises(NotImplementedError, match="score"):
         task.validate(task.model, lambda m: None)
+
+
+LAYERS = [{"(root)"}, {"metrics", "losses"}, {"config"}, {"models", "data"}, {"runs", "engine"}, {"tasks"},
+          {"report", "plots"}]
+
+
+def test_layers_import_one_way():
+    """Every import between fer_lib's subpackages, top-level or inside a function, goes down the layers of
+    CONTRIBUTING.md (so there is no import cycle either)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "fer_lib"
+    rank = {pkg: i for i, layer in enumerate(LAYERS) for pkg in layer}
+    wrong = []
+    for f in root.rglob("*.py"):
+        parts = f.relative_to(root).parts
+        here = parts[0] if len(parts) > 1 else "(root)"
+        for node in ast.walk(ast.parse(f.read_text())):
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            if node.level == 0:
+                if not (node.module or "").startswith("fer_lib."):
+                    continue
+                target = node.module.split(".")[1]
+            elif node.level == 1:
+                target = here if len(parts) > 1 else (node.module or "(root)").split(".")[0]
+            else:
+                target = (node.module or "(root)").split(".")[0]
+            target = target if target in rank else "(root)"
+            if rank[target] > rank[here]:
+                wrong.append(f"{f.relative_to(root)}:{node.lineno} ({here}) imports {target}")
+    assert not wrong, "imports that go up a layer:\n" + "\n".join(wrong)
