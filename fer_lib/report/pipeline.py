@@ -221,11 +221,30 @@ def main(argv: list[str] | None = None) -> None:
                     help="build every run's config and model at its real size and step it once on the CPU; list the "
                          "weights each run starts from and the data roots that are missing (no training, no book)")
     ap.add_argument("--strict", action="store_true", help="with --check: also fail on missing data or weights")
+    ap.add_argument("--no-train", action="store_true",
+                    help="read runs only (after a sweep): fail, naming every missing run and the command that trains "
+                         "it, instead of training on this machine")
     ap.add_argument("--debug", action="store_true", help="show the traceback of an error")
     a = ap.parse_args(argv)
     from ..tasks.errors import run_command
 
     sys.exit(run_command("fer-report", lambda: report(a), debug=a.debug))
+
+
+def missing_runs(profile: str, sections: list[str] | None) -> list[str]:
+    """``<run>: <command that trains it>`` for every run the sections read that no store holds."""
+    from ..runs import RunStore
+    from ..tasks.plan import plan_profile
+
+    store = RunStore()
+    out = []
+    for label, run in plan_profile(profile, sections, store).items():
+        if run.key and store.find(run.kind, run.key) is None:
+            how = ("section 02 computes it from its stored teachers in seconds" if run.kind == "ensemble" else
+                   f"fer-train --section {run.section} --profile {profile} --only {run.name}")
+            if run.kind != "ensemble":
+                out.append(f"  {label} ({run.kind} {run.key}): {how}")
+    return out
 
 
 def report(a) -> int:
@@ -235,6 +254,13 @@ def report(a) -> int:
         raise SystemExit(main_check(a.profile, a.sections, a.strict))
     book = Path(a.book).resolve()
     t0 = time.perf_counter()
+    if a.no_train:
+        missing = missing_runs(a.profile, a.sections)
+        if missing:
+            raise SystemExit(f"[fer-report] --no-train: {len(missing)} run(s) the sections read are in no store:\n"
+                             + "\n".join(missing) + f"\n[fer-report] or train them all: fer-train --profile "
+                             f"{a.profile} --launcher slurm (or local)")
+        os.environ["FER_NO_TRAIN"] = "1"  # the kernels refuse to train, should anything be missed
     run_sections(a.profile, book, a.sections, a.force)
     if not a.no_build:
         build_book(book)

@@ -130,6 +130,10 @@ class Run:
                                   f"{self.recover}") from exc
 
 
+class MissingRunError(LookupError):
+    """A run is needed and in no store, and computing it is not allowed here (``FER_NO_TRAIN``)."""
+
+
 class RunStore:
     """The local store (``root``, written) in front of the published tiers (``published``, read-only).
 
@@ -165,13 +169,18 @@ class RunStore:
         return self.find(kind, self.key(kind, config, data_fingerprint, reads))
 
     def run(self, kind: str, config: dict, data_fingerprint: str, compute: Compute, env=None,
-            reads: tuple[str, ...] = ()) -> Run:
+            reads: tuple[str, ...] = (), trains: bool = True) -> Run:
         """The cached run for this config, computing (and storing) it on a miss. ``reads``: the kinds of run
-        the computation reads (a student's teachers), whose compute versions the key then includes."""
+        the computation reads (a student's teachers), whose compute versions the key then includes. ``trains``:
+        False for a run computed in seconds from stored runs (an ensemble), which ``FER_NO_TRAIN`` allows."""
         key = self.key(kind, config, data_fingerprint, reads)
         final = self.path(kind, key)
         if (found := self.find(kind, key)) is not None:
             return found
+        if trains and os.environ.get("FER_NO_TRAIN"):
+            raise MissingRunError(f"run {kind}/{key} is in no store ({self.root}, or {len(self.published)} published "
+                                  "tier(s)) and FER_NO_TRAIN is set (fer-report --no-train reads runs only): train it "
+                                  "with `fer-train` (`fer-train --profile P --plan` lists the missing runs)")
         is_main = env is None or env.is_main
         with self._lock(kind, key, enabled=is_main):
             if final.is_dir():  # another process finished it while we waited

@@ -12,6 +12,7 @@ The notebooks then find the runs in the store (same configuration, same key) ins
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from ..engine import DistEnv
@@ -30,10 +31,98 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--only", nargs="*", help="train only these runs")
     ap.add_argument("--plan", action="store_true", help="list every run the profile's notebooks ask for (with "
                     "--sections: those sections'), its dependencies, whether it is stored and its work; train nothing")
-    ap.add_argument("--sections", nargs="*", help="with --plan: these sections (default: all)")
+    ap.add_argument("--sections", nargs="*", help="with --plan, --status or a launcher: these sections (default: all)")
+    ap.add_argument("--status", action="store_true", help="per section, the runs done, running, pending and failed "
+                    "(with a failed job's log and last error line)")
+    sweep = ap.add_argument_group("sweeps (every run of the profile not stored yet, with submitit)")
+    sweep.add_argument("--launcher", choices=("inline", "local", "slurm"), default="inline",
+                       help="inline: train here, one run after another (default); local: one process per run on "
+                            "this machine; slurm: one job per run")
+    sweep.add_argument("--max-parallel", type=int, default=1, help="local: runs at once (default 1)")
+    sweep.add_argument("--gpus-per-run", type=int, default=1, help="GPUs each run gets (slurm: tasks per job)")
+    sweep.add_argument("--wait", action="store_true", help="local: block until the sweep ends (else it runs on "
+                       "in the background and its log is printed)")
+    sweep.add_argument("--max-requeues", type=int, default=3, help="requeues per run after preemption or timeout")
+    sweep.add_argument("--slurm-partition")
+    sweep.add_argument("--slurm-time", type=int, default=24 * 60, help="minutes per job (default 1440)")
+    sweep.add_argument("--slurm-account")
+    sweep.add_argument("--slurm-qos")
+    sweep.add_argument("--slurm-constraint")
+    sweep.add_argument("--slurm-cpus-per-gpu", type=int, default=8)
+    sweep.add_argument("--slurm-mem-gb", type=float)
     ap.add_argument("--debug", action="store_true", help="show the traceback of an error")
     a = ap.parse_args(argv)
-    sys.exit(run_command("fer-train", lambda: show_plan(a) if a.plan else train(a), debug=a.debug))
+    body = show_plan if a.plan else show_status if a.status else launch if a.launcher != "inline" else train
+    sys.exit(run_command("fer-train", lambda: body(a), debug=a.debug))
+
+
+def launch(a) -> int:
+    """--launcher local|slurm: submit every run of the profile not stored yet."""
+    import subprocess
+
+    from ..runs import RunStore
+    from .sweep import SlurmOptions, jobs_folder, launch_slurm, plan_jobs, run_local, warn_if_node_local
+
+    store = RunStore()
+    jobs = plan_jobs(a.profile, a.sections, store)
+    n = sum(len(level) for level in jobs.levels)
+    print(f"[sweep] {a.profile}: {n} run(s) to train in {len(jobs.levels)} dependency level(s); {jobs.stored} "
+          f"stored, {len(jobs.live)} already pending or running" +
+          (f"; {len(jobs.no_data)} without data here" if jobs.no_data else ""))
+    if not n:
+        return 0
+    if a.launcher == "slurm":
+        if (warning := warn_if_node_local(store)):
+            print(f"[sweep] warning: {warning}", file=sys.stderr)
+        launch_slurm(a.profile, jobs, store, SlurmOptions(
+            a.slurm_partition, a.slurm_time, a.gpus_per_run, a.slurm_cpus_per_gpu, a.slurm_mem_gb, a.slurm_account,
+            a.slurm_qos, a.slurm_constraint, a.max_requeues))
+        print(f"[sweep] submitted; `fer-train --profile {a.profile} --status` shows progress, logs in "
+              f"{jobs_folder(store)}")
+        return 0
+    if not a.wait:  # the coordinator runs on, detached, and this command returns
+        log = jobs_folder(store) / f"local-sweep-{os.getpid()}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        argv = [sys.executable, "-m", "fer_lib.tasks.cli", *sys.argv[1:], "--wait"]
+        with open(log, "w") as fh:
+            subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+        print(f"[sweep] running in the background; its log: {log}")
+        return 0
+    status = run_local(a.profile, jobs, store, a.max_parallel, a.gpus_per_run, a.max_requeues)
+    failed = {k: v for k, v in status.items() if v != "done"}
+    print(f"[sweep] {len(status) - len(failed)} run(s) done, {len(failed)} failed")
+    for label, why in failed.items():
+        print(f"  {label}: {why}")
+    return 1 if failed else 0
+
+
+def show_status(a) -> int:
+    """Per section: runs done, running or pending, failed (job ended without its run), and to do."""
+    import pandas as pd
+
+    from ..runs import RunStore
+    from .plan import plan_profile
+    from .sweep import failure_line, live_state, read_record
+
+    store = RunStore()
+    rows = []
+    for p in plan_profile(a.profile, a.sections, store).values():
+        if p.kind == "ensemble":
+            continue
+        record = read_record(store, p) if p.key else None
+        state = ("no data" if p.key is None else "done" if store.find(p.kind, p.key) is not None else
+                 (live_state(record) or "failed").lower() if record else "to do")
+        rows.append({"section": p.section, "run": p.name, "state": state,
+                     "job": record.get("job_id", "") if record else "",
+                     "log / last error": failure_line(record) if state == "failed" else ""})
+    table = pd.DataFrame(rows)
+    with pd.option_context("display.max_rows", None, "display.width", 220, "display.max_colwidth", 120):
+        print(table.pivot_table(index="section", columns="state", values="run", aggfunc="count", fill_value=0))
+        failed = table[table["state"] == "failed"]
+        if len(failed):
+            print("\nfailed jobs (the next launch clears their records and submits them again):")
+            print(failed.to_string(index=False))
+    return 0
 
 
 def show_plan(a) -> int:

@@ -69,7 +69,7 @@ def ensemble_run(members: list[str], teacher_runs: dict[str, Run], step: float =
             "val": ensemble_metrics(p_val, y_val, classes), "test": ensemble_metrics(p_test, y_test, classes)})
         np.savez(out / "outputs.npz", val_probs=p_val, val_labels=y_val, test_probs=p_test, test_labels=y_test)
 
-    return store.run(KIND, config, fingerprint, compute)
+    return store.run(KIND, config, fingerprint, compute, trains=False)
 
 
 def ensemble_key_parts(members: list[str], member_keys: list[str], step: float, weights: list[float] | None = None,

@@ -21,10 +21,12 @@ from ..config import ConfigError
 from ..data.fer2013 import DatasetError
 from ..engine.checkpoint import CheckpointError
 from ..runs.manifest import CorruptRunError
+from ..runs.store import MissingRunError
 from ..runs.transfer import ArchiveError
 
 #: errors whose message is the whole story
-PROJECT_ERRORS = (ConfigError, DatasetError, CheckpointError, CorruptRunError, ArchiveError, yaml.YAMLError)
+PROJECT_ERRORS = (ConfigError, DatasetError, CheckpointError, CorruptRunError, ArchiveError, MissingRunError,
+                  yaml.YAMLError)
 
 RESUME = ("interrupted. Nothing half-written was kept: every finished run is in the store, and a run in progress "
           "resumes from its last completed epoch when you run the same command again.")
