@@ -145,7 +145,12 @@ def show_plan(a) -> int:
     with pd.option_context("display.max_rows", None, "display.width", 200):
         print(pd.DataFrame(rows).to_string(index=False))
     chain, path, total = critical_path(plan, done)
-    print(f"\n{a.profile}: {len(plan)} runs, {len(done)} stored; still to train: {total:,} sample-epochs")
+    per_section = pd.Series([p.section for p in plan.values() if p.kind != "ensemble"]).value_counts().sort_index()
+    print(f"\nruns to train per section: {', '.join(f'{k} {v}' for k, v in per_section.items())}")
+    print(f"{a.profile}: {len(plan)} runs, {len(done)} stored; still to train: {total:,} sample-epochs")
+    if any(p.nominal_work for p in plan.values()):
+        print("(work of runs whose data are not here: from the datasets' nominal sizes, "
+              "fer_lib.tasks.plan.NOMINAL_TRAIN; a face-parsing set's size is unknown and counts 0)")
     if path:
         print(f"critical path ({path:,} sample-epochs): {' -> '.join(chain)}")
         print(f"ideal speed-up with unlimited GPUs: {total / path:.1f}x (total work / critical path)")

@@ -15,11 +15,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..config import config_hash
 from ..config.params import load_params, params_file
 from ..runs import RunStore
 from .ensemble import ensemble_key_parts
 from .kinds import get_run_kind
 from .sections import SECTIONS, load_data, section_runs
+
+#: training-set sizes the seeds state, for the work of a profile whose data are not on this machine (the paper
+#: profile on a laptop): FER2013's Kaggle train split, CIFAR-100's 50k less seed 002's 5k validation images, and
+#: CREMA-D's OGM-GE train list (seed 004); a face-parsing set's size is the user's, so it stays unknown
+NOMINAL_TRAIN = {"fer2013": 28_709, "cifar100": 45_000, "crema_d": 6_697}
 
 #: the sections that read runs without training any (02 fuses 01's teachers; 08 and 09 read 01 and 02)
 READERS = {"02_ensembles": ("teacher", "ensemble"), "08_deployment": ("teacher", "ensemble"),
@@ -33,11 +39,16 @@ class PlannedRun:
     kind: str
     key: str | None              # None when its data (or a run it reads) cannot be fingerprinted here
     config: object = None
-    reads: tuple[str, ...] = ()  # keys of the runs it reads
+    reads: tuple[str, ...] = ()  # idents of the runs it reads
     sections: list[str] = field(default_factory=list)  # every section that asks for it
     missing_data: str | None = None
     data_params: dict | None = None  # the parameters its data are loaded from (``sections.load_data``)
-    work: int | None = None           # epochs x training samples (None: the data are not here)
+    work: int | None = None           # epochs x training samples (None: unknown here)
+    ident: str = ""                   # its key, or without data a stand-in from its config ("~...")
+    nominal_work: bool = False        # work from the dataset's nominal size, the data not being here
+
+    def __post_init__(self):
+        self.ident = self.ident or self.key or ""
 
     @property
     def label(self) -> str:
@@ -65,19 +76,18 @@ def plan_profile(profile: str, sections: list[str] | None = None, store: RunStor
     params = params or {}
     wanted = list(sections or [*SECTIONS, *READERS])
     plan: dict[str, PlannedRun] = {}
-    by_key: dict[str, PlannedRun] = {}
+    by_ident: dict[str, PlannedRun] = {}
     data_cache: dict = {}
 
     def add(run: PlannedRun) -> PlannedRun:
-        if run.key is not None and run.key in by_key:
-            known = by_key[run.key]
+        if run.ident in by_ident:
+            known = by_ident[run.ident]
             if run.section not in known.sections:
                 known.sections.append(run.section)
             return known
         run.sections = [run.section]
         plan[run.label] = run
-        if run.key is not None:
-            by_key[run.key] = run
+        by_ident[run.ident] = run
         return run
 
     def section_params(section: str) -> dict:
@@ -97,35 +107,40 @@ def plan_profile(profile: str, sections: list[str] | None = None, store: RunStor
         members = teacher_keys(section, load_params(p02["teachers_params"], profile))
         for name, spec in p02["ensembles"].items():
             runs = [members[m] for m in spec["members"]]
-            key = missing = None
-            if all(r.key for r in runs):
-                config, fp = ensemble_key_parts(spec["members"], [r.key for r in runs], p02["step"], spec.get("weights"))
-                key = store.key("ensemble", config, fp)
-            else:
-                missing = next(r.missing_data for r in runs if r.key is None)
-            add(PlannedRun(section, f"ensemble:{name}", "ensemble", key, spec, tuple(r.key for r in runs if r.key),
-                           missing_data=missing))
+            config, fp = ensemble_key_parts(spec["members"], [r.ident for r in runs], p02["step"], spec.get("weights"))
+            key, missing, ident = store.key("ensemble", config, fp), None, ""
+            if not all(r.key for r in runs):
+                key, missing, ident = None, next(r.missing_data for r in runs if r.key is None), "~" + key[1:]
+            add(PlannedRun(section, f"ensemble:{name}", "ensemble", key, spec, tuple(r.ident for r in runs),
+                           missing_data=missing, ident=ident))
     return plan
 
 
 def _planned(section: str, name: str, kind: str, cfg, data_params: dict, data_cache: dict,
              store: RunStore) -> PlannedRun:
     fingerprint, n_train, missing = _data_facts(kind, data_params, data_cache)
-    reads_kinds = get_run_kind(kind).reads(cfg)
-    key = store.key(kind, cfg.key_dict(), fingerprint, reads_kinds) if fingerprint else None
-    reads = ()
-    if kind == "student" and fingerprint:
-        reads = tuple(store.key("teacher", t.key_dict(), fingerprint) for t in cfg.teachers)
-    work = cfg.train.epochs * n_train if n_train is not None else None
-    return PlannedRun(section, name, kind, key, cfg, reads, missing_data=missing, data_params=data_params, work=work)
+    stand_in = "~" + config_hash(data_params)[:12]  # a data fingerprint's stand-in: same data, same stand-in
+
+    def ident(run_kind: str, config, reads: tuple[str, ...] = ()) -> str:
+        if fingerprint:
+            return store.key(run_kind, config.key_dict(), fingerprint, reads)
+        return "~" + store.key(run_kind, config.key_dict(), stand_in, reads)[1:]
+
+    reads = tuple(ident("teacher", t) for t in getattr(cfg, "teachers", ())) if kind == "student" else ()
+    own = ident(kind, cfg, get_run_kind(kind).reads(cfg))
+    nominal = n_train is None and NOMINAL_TRAIN.get((data_params or {}).get("source"))
+    n = n_train if n_train is not None else nominal or None
+    return PlannedRun(section, name, kind, own if fingerprint else None, cfg, reads, missing_data=missing,
+                      data_params=data_params, work=cfg.train.epochs * n if n else None, ident=own,
+                      nominal_work=bool(nominal))
 
 
 def critical_path(plan: dict[str, PlannedRun], done: set[str] = frozenset()) -> tuple[list[str], int, int]:
     """(labels of the longest chain of dependent runs by work, its work, the total work) over the runs still to
     train (keys not in ``done``). total / path is the speed-up with unlimited GPUs: runs wait only for the runs
     they read."""
-    by_key = {p.key: p for p in plan.values() if p.key}
-    todo = {label: p for label, p in plan.items() if p.key not in done and p.kind != "ensemble"}
+    by_key = {p.ident: p for p in plan.values()}
+    todo = {label: p for label, p in plan.items() if (p.key is None or p.key not in done) and p.kind != "ensemble"}
     best: dict[str, tuple[int, list[str]]] = {}
 
     def longest(label: str) -> tuple[int, list[str]]:
