@@ -224,12 +224,17 @@ class RunStore:
             return
         lock_dir = self.root / kind / ".locks"
         lock_dir.mkdir(parents=True, exist_ok=True)
-        with open(lock_dir / f"{key}.lock", "w") as fh:
+        lock_file = lock_dir / f"{key}.lock"
+        with open(lock_file, "w") as fh:
             try:
                 fcntl.flock(fh, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 yield False
                 return
+            except OSError as exc:  # a filesystem without flock (Lustre mounted without flock/localflock)
+                raise OSError(exc.errno, f"cannot lock {lock_file} ({exc.strerror}): the run store's filesystem "
+                              "does not support flock; on Lustre mount it with flock (or localflock), or move the "
+                              "store (FER_RUNS) to a filesystem that has it", str(lock_file)) from exc
             try:
                 yield True
             finally:
