@@ -194,3 +194,20 @@ def test_two_builds_of_one_section_at_once_both_succeed(tmp_path, monkeypatch):
         t.join()
     assert not errors and out.is_file()
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]
+
+
+def test_a_truncated_weights_file_in_fer_parse_run_names_the_run_and_the_way_out(tmp_path, seg_run, capsys):
+    import shutil
+
+    from fer_lib.tasks.parse_cli import main
+
+    run = tmp_path / "segmenter" / seg_run.key
+    shutil.copytree(seg_run.path, run)
+    weights = run / "weights.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    images = tmp_path / "imgs"
+    images.mkdir()
+    Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(images / "a.jpg")
+    code = _exit_code(main, ["predict", "--run", str(run), "--images", str(images), "--out", str(tmp_path / "m")])
+    err = capsys.readouterr().err
+    assert code == 2 and str(weights) in err and "is damaged" in err and "Traceback" not in err
