@@ -31,7 +31,7 @@ test: $(VENV)/.installed
 # FER_PROFILE=real-cpu make lab: the notebooks open on that profile's parameters (their `profile` parameter reads it).
 $(VENV)/.lab-installed: $(VENV)/.installed
 	$(BIN)/pip install -e '.[dev,lab]'
-	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (fer_lib)" \
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (ipykernel)" \
 		--env OMP_WAIT_POLICY PASSIVE
 	touch $@
 

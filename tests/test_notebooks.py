@@ -131,6 +131,17 @@ def test_smoke_report_executes_and_builds_with_warnings_as_errors(tmp_path, monk
     prov09 = json.loads((book / "_artifacts" / "provenance" / "09_calibration.json").read_text())
     assert all(r["cached"] for r in prov09["runs"])
 
+    # `jupyter-book build book` alone: a section not executed yet is executed first (the Sphinx extension runs
+    # fer-report's pipeline, reading its runs from the store), then the book builds with warnings as errors
+    (book / "sections" / "09_calibration.ipynb").unlink()
+    shutil.rmtree(book / "_build")
+    jb = Path(sys.executable).with_name("jupyter-book")
+    done = subprocess.run([str(jb), "build", str(book), "-W", "--keep-going"], capture_output=True, text=True,
+                          env=dict(os.environ))
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert "not executed yet (09_calibration)" in done.stdout
+    assert (book / "_build" / "html" / "sections" / "09_calibration.html").read_text().count("<img") >= 2
+
     # the plan lists every run a notebook asked for (fer-runs list/publish and the sweep planner rest on it)
     from fer_lib.tasks.plan import plan_profile
     planned = {p.key for p in plan_profile("smoke").values()}

@@ -13,6 +13,10 @@ from pathlib import Path
 from .. import paths
 
 
+#: the kernelspec the tracked notebooks name (``make lab`` installs the project's kernel under this name)
+KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+
+
 def strip_outputs(model: dict, path: str, contents_manager=None, **kwargs) -> None:
     if model.get("type") != "notebook" or not isinstance(model.get("content"), dict):
         return
@@ -22,7 +26,11 @@ def strip_outputs(model: dict, path: str, contents_manager=None, **kwargs) -> No
     if notebooks not in full.parents:
         return
     nb = model["content"]
-    nb.get("metadata", {}).pop("widgets", None)
+    meta = nb.setdefault("metadata", {})
+    meta.pop("widgets", None)
+    # the kernel's own details (Python version, lexer) stay out of the tracked file, as the notebooks are stored
+    meta["kernelspec"] = dict(KERNELSPEC)
+    meta["language_info"] = {"name": "python"}
     for cell in nb.get("cells", []):
         if cell.get("cell_type") == "code":
             cell["outputs"] = []

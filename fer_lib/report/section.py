@@ -87,10 +87,10 @@ def show_cited(values: dict) -> None:
         return
     if get_ipython() is None or not values:
         return
-    rows = {f"{{glue:text}}`{k}`": (v if isinstance(v, (str, int, float, bool)) or v is None else str(v))
-            for k, v in values.items()}
-    table = pd.DataFrame({"value": rows}).rename_axis("values cited in the prose below")
-    display(table, metadata={CITED: True})
+    table = pd.DataFrame({"values cited in the prose below": [f"{{glue:text}}`{k}`" for k in values],
+                          "value": [v if isinstance(v, (str, int, float, bool)) or v is None else str(v)
+                                    for v in values.values()]})
+    display(table.style.hide(axis="index").format(precision=4), metadata={CITED: True})
 
 
 def trained_on(prov: dict) -> str:
