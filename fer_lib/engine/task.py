@@ -13,10 +13,13 @@ pass, ``modify_grads``, the optimizer step and ``after_step``; per epoch ``end_e
 """
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import pandas as pd
 import torch.nn as nn
 from torch.utils.data import Dataset
 
@@ -96,6 +99,20 @@ class Task(nn.Module):
 
     def load_extra_state(self, state: dict) -> None:
         """Restore what ``extra_state`` returned."""
+
+    def write_run(self, out: Path, result, metrics: dict, outputs: dict[str, np.ndarray],
+                  tables: dict[str, pd.DataFrame] | None = None) -> None:
+        """The end every kind of run shares: ``metrics.json``, ``history.csv`` (the fit's history),
+        ``outputs.npz`` (``outputs``), a CSV per extra table (``<name>.csv``) and ``weights.safetensors`` (the
+        best checkpoint) written into the run folder ``out`` (rank 0 only: the caller returns on other ranks)."""
+        from ..runs import write_json_atomic
+
+        write_json_atomic(out / "metrics.json", metrics)
+        pd.DataFrame(result.history).to_csv(out / "history.csv", index=False)
+        for name, table in (tables or {}).items():
+            table.to_csv(out / f"{name}.csv", index=False)
+        np.savez(out / "outputs.npz", **outputs)
+        shutil.copy(result.best_weights, out / "weights.safetensors")
 
 
 def overrides(task: Task, hook: str) -> bool:

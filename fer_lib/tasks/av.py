@@ -11,7 +11,6 @@ the curves and the seed's "F1 every 5 epochs" table; no decision reads them.
 """
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +20,7 @@ import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..config import ConfigError
 from ..config import (AVDataConfig, AVModelConfig, AVRunConfig, BalanceConfig, ProbeConfig, TrainConfig, build,
                       deep_merge, from_dict)
 from ..data.av_clips import AVClips, AVDataset
@@ -29,7 +29,7 @@ from ..engine import DistEnv, FitData, Task, fit, load_weights, predict, seed_ev
 from ..metrics import classification_metrics
 from ..models import count_parameters
 from ..models.av import AVClassifier, WithHalves
-from ..runs import Run, RunStore, write_json_atomic
+from ..runs import Run, RunStore
 from .balance import (StaleGradients, adaptive_k, frequency_updates, ogm_ge_coefficients, probe_accuracies,
                       true_class_score)
 
@@ -220,12 +220,9 @@ def train_av(cfg: AVRunConfig, store: RunStore | None = None, data: AVClips | No
             final={"test_macro_f1": float(last.get("test_macro_f1", np.nan)),
                    "test_accuracy": float(last.get("test_accuracy", np.nan))},
             n_clips={s: len(sets[s]) for s in sets}, dominant=cfg.balance.dominant, mode=cfg.balance.mode)
-        write_json_atomic(out / "metrics.json", metrics)
-        hist.to_csv(out / "history.csv", index=False)
-        pd.DataFrame(task.probe_log).to_csv(out / "probes.csv", index=False)
-        np.savez(out / "outputs.npz", **{f"{s}_outputs": outs[s] for s in outs},
-                 **{f"{s}_labels": sets[s].labels for s in outs})
-        shutil.copy(result.best_weights, out / "weights.safetensors")
+        task.write_run(out, result, metrics, {**{f"{s}_outputs": outs[s] for s in outs},
+                                              **{f"{s}_labels": sets[s].labels for s in outs}},
+                       tables={"probes": pd.DataFrame(task.probe_log)})
 
     return store.run(KIND, cfg.key_dict(), data.fingerprint, compute, env)
 
@@ -237,12 +234,12 @@ def av_configs(data: dict, model: dict, train: dict, balance: dict, probe: dict,
     out = {}
     data_cfg = from_dict(AVDataConfig, data, "data")
     if not seeds:
-        raise ValueError("seeds: expected at least one training seed")
+        raise ConfigError("seeds: expected at least one training seed")
     for name, arm in arms.items():
         arm = dict(arm or {})
         unknown = set(arm) - {"label", "model", "train", "balance", "probe"}
         if unknown:
-            raise ValueError(f"arms.{name}: unknown key {sorted(unknown)[0]!r}; expected label, model, train, balance, "
+            raise ConfigError(f"arms.{name}: unknown key {sorted(unknown)[0]!r}; expected label, model, train, balance, "
                              "probe")
         for seed in seeds:
             where = f"arms.{name}"

@@ -210,7 +210,7 @@ def train_student(cfg: StudentRunConfig, store: RunStore | None = None, data: La
                      progress)
         load_weights(student, result.best_weights)
         teacher_acc = [tr.metrics["test"]["accuracy"] for tr in teacher_runs]
-        save_classifier_run(out, student, result, sets, eval_tf, cfg.train, e, data.classes, lambda m: {
+        save_classifier_run(out, task, result, sets, eval_tf, cfg.train, e, data.classes, lambda m: {
             "teacher_test_accuracy": teacher_acc,
             "retention": m["test"]["accuracy"] / max(teacher_acc) if teacher_acc and max(teacher_acc) > 0 else None,
             "teacher_cache": {"hits": sum(c.hits for c in caches), "misses": sum(c.misses for c in caches)}

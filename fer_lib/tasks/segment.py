@@ -11,17 +11,16 @@ matrices for every variant) and ``weights.safetensors`` (best validation F-score
 """
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 
 from .. import paths
+from ..config import ConfigError
 from ..config import (SegAugmentConfig, SegDataConfig, SegLossConfig, SegModelConfig, SegRunConfig, TrainConfig, build,
                       deep_merge, from_dict)
 from ..data.faceparse import SegImages, flip_permutation, load_seg_dataset
@@ -31,7 +30,7 @@ from ..engine.distributed import ShardSampler
 from ..losses.segmentation import SegmentationLoss
 from ..metrics.segmentation import confusion_per_image, image_fscores, pooled_fscore, segmentation_metrics
 from ..models import count_parameters, create_model
-from ..runs import Run, RunStore, write_json_atomic
+from ..runs import Run, RunStore
 
 KIND = "segmenter"
 TTA = ("none", "flip", "flip_noswap")
@@ -183,12 +182,10 @@ def train_segmenter(cfg: SegRunConfig, store: RunStore | None = None, data: SegI
             stopped_early=result.stopped_early, classes=list(data.classes), params=count_parameters(model),
             lmsa_params=count_parameters(model.lmsa), input={"size": cfg.train.img_size, "mean": mean, "std": std},
             mask_size=list(splits["val"][1].shape[1:]), n_images={s: len(splits[s][0]) for s in splits})
-        write_json_atomic(out / "metrics.json", metrics)
-        pd.DataFrame(result.history).to_csv(out / "history.csv", index=False)
-        np.savez(out / "outputs.npz", **{f"{k}_cm": v for k, v in cms.items()},
-                 **{f"{k}_fscore": image_fscores(v) for k, v in cms.items()},
-                 val_ids=data.subset("val").ids.astype(str), test_ids=data.subset("test").ids.astype(str))
-        shutil.copy(result.best_weights, out / "weights.safetensors")
+        task.write_run(out, result, metrics, {**{f"{k}_cm": v for k, v in cms.items()},
+                                              **{f"{k}_fscore": image_fscores(v) for k, v in cms.items()},
+                                              "val_ids": data.subset("val").ids.astype(str),
+                                              "test_ids": data.subset("test").ids.astype(str)})
 
     return store.run(KIND, cfg.key_dict(), data.fingerprint, compute, env)
 
@@ -202,7 +199,7 @@ def seg_configs(data: dict, model: dict, train: dict, loss: dict, augment: dict,
         arm = dict(arm or {})
         unknown = set(arm) - {"label", "model", "train", "loss", "augment"}
         if unknown:
-            raise ValueError(f"arms.{name}: unknown key {sorted(unknown)[0]!r}; expected label, model, train, loss, "
+            raise ConfigError(f"arms.{name}: unknown key {sorted(unknown)[0]!r}; expected label, model, train, loss, "
                              "augment")
         out[name] = build(
             SegRunConfig, f"arms.{name}", name=arm.get("label", name), data=data_cfg,

@@ -8,12 +8,10 @@ scaled cosines for ArcFace) and ``weights.safetensors`` (the best checkpoint by 
 """
 from __future__ import annotations
 
-import shutil
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch.nn as nn
 
 from ..config import DataConfig, ModelConfig, TeacherRunConfig, TrainConfig, deep_merge, from_dict, to_dict
@@ -23,7 +21,7 @@ from ..engine import DistEnv, FitData, Task, fit, load_weights, predict, seed_ev
 from ..losses import ClassificationLoss
 from ..metrics import brier, classification_metrics, ece, nll, softmax
 from ..models import arcface_margin, count_parameters, create_model
-from ..runs import Run, RunStore, write_json_atomic
+from ..runs import Run, RunStore
 
 KIND = "teacher"
 
@@ -76,10 +74,11 @@ def batch_transforms(data: LabeledImages, model_cfg: ModelConfig, train_cfg: Tra
     return BatchAugment(size, c, *stats, train_cfg.augment), BatchAugment(size, c, *stats)
 
 
-def save_classifier_run(out: Path, model: nn.Module, result, sets: dict, eval_tf, train_cfg: TrainConfig,
+def save_classifier_run(out: Path, task: Task, result, sets: dict, eval_tf, train_cfg: TrainConfig,
                         env: DistEnv, classes, extra=None) -> dict | None:
     """Evaluate the best weights on val and test and write a run's files (rank 0 only):
     ``metrics.json`` (plus ``extra(metrics)``), ``history.csv``, ``outputs.npz``, ``weights.safetensors``."""
+    model = task.model
     logits = {s: predict(model, sets[s], train_cfg.eval_batch_size, env, train_cfg.amp, transform=eval_tf)
               for s in ("val", "test")}
     if not env.is_main:
@@ -89,11 +88,8 @@ def save_classifier_run(out: Path, model: nn.Module, result, sets: dict, eval_tf
                    classes=list(classes), params=count_parameters(model, trainable_only=False))
     if extra is not None:
         metrics.update(extra(metrics))
-    write_json_atomic(out / "metrics.json", metrics)
-    pd.DataFrame(result.history).to_csv(out / "history.csv", index=False)
-    np.savez(out / "outputs.npz", val_logits=logits["val"], val_labels=sets["val"].labels,
-             test_logits=logits["test"], test_labels=sets["test"].labels)
-    shutil.copy(result.best_weights, out / "weights.safetensors")
+    task.write_run(out, result, metrics, dict(val_logits=logits["val"], val_labels=sets["val"].labels,
+                                              test_logits=logits["test"], test_labels=sets["test"].labels))
     return metrics
 
 
@@ -118,7 +114,7 @@ def train_teacher(cfg: TeacherRunConfig, store: RunStore | None = None, data: La
         result = fit(task, FitData(sets["train"], y_train, sets["val"], train_tf, eval_tf), cfg.train, scratch, e,
                      progress)
         load_weights(model, result.best_weights)
-        save_classifier_run(out, model, result, sets, eval_tf, cfg.train, e, data.classes)
+        save_classifier_run(out, task, result, sets, eval_tf, cfg.train, e, data.classes)
 
     return store.run(KIND, cfg.key_dict(), data.fingerprint, compute, env)
 
