@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from ..engine import DistEnv
 from ..config.params import PROFILES, load_params, params_file
@@ -161,7 +162,8 @@ def show_plan(a) -> int:
 
 
 def train(a) -> int:
-    data_params, runs = section_runs(a.section, load_params(a.params or params_file(a.section, a.profile)), a.profile)
+    params = Path(a.params).absolute() if a.params else params_file(a.section, a.profile)  # --params: from the CWD
+    data_params, runs = section_runs(a.section, load_params(params), a.profile)
     unknown = set(a.only or []) - set(runs)
     if unknown:
         raise SystemExit(f"--only: unknown run(s) {sorted(unknown)}; expected some of {', '.join(runs)}")
