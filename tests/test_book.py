@@ -97,3 +97,11 @@ def test_provenance_note_says_the_numbers_came_from_the_published_results_and_ho
     assert "1 of its 2 runs was trained on 2026-12-05 on AMD EPYC" in source_sentence(prov)
     assert source_sentence({"runs": [{**run, "key": "c", "published": False}]}) == ""
     assert "published results" in provenance_markdown({**prov, "finished": "2026-12-08T10:00"}, "real-cpu")
+
+
+def test_the_page_note_names_the_cpu_model_or_the_gpu():
+    from fer_lib.report.book import hardware
+
+    assert hardware({"device": "cpu:x86_64 x2 threads", "cpu": "AMD EPYC 7B13", "cpu_count": 2}) == \
+        "AMD EPYC 7B13 CPU (2 cores, 2 threads)"
+    assert hardware({"device": "cuda:NVIDIA A100-SXM4-80GB"}) == "cuda:NVIDIA A100-SXM4-80GB"

@@ -64,6 +64,15 @@ def cost_sentence(prov: dict) -> str:
     return f"{text}, training {trained} of its {n} runs and reading {n - trained} from the run store (all {n} took {cost} to train)"
 
 
+def hardware(prov: dict) -> str:
+    """What the page was computed on: the GPU, or the CPU model with its cores and torch's threads."""
+    device = prov.get("device", "?")
+    if device.startswith("cpu") and prov.get("cpu"):
+        threads = device.rsplit(" x", 1)[-1] if " x" in device else "?"
+        return f"{prov['cpu']} CPU ({prov.get('cpu_count', '?')} cores, {threads})"
+    return device
+
+
 def source_sentence(prov: dict) -> str:
     """Where the section's numbers come from when it read published runs: the published results, when and on what
     hardware they were trained, and how to recompute one. Empty when it read none."""
@@ -94,7 +103,7 @@ def provenance_markdown(prov: dict | None, profile: str) -> str:
                "profile's.\n:::\n\n")
     return warning + (":::{note}\n"
             f"**This page** was computed with the **{prov.get('profile', profile)}** profile on {when} UTC, on "
-            f"{prov.get('device', '?')}, with fer_lib {prov.get('fer_lib', '?')} (commit "
+            f"{hardware(prov)}, with fer_lib {prov.get('fer_lib', '?')} (commit "
             f"`{prov.get('git_commit', '?')}`), {cost_sentence(prov)}.{source_sentence(prov)} Data: {data}. "
             "Code cells are collapsed: open one to see what computed the output below it.\n:::")
 
