@@ -105,3 +105,19 @@ def test_the_page_note_names_the_cpu_model_or_the_gpu():
     assert hardware({"device": "cpu:x86_64 x2 threads", "cpu": "AMD EPYC 7B13", "cpu_count": 2}) == \
         "AMD EPYC 7B13 CPU (2 cores, 2 threads)"
     assert hardware({"device": "cuda:NVIDIA A100-SXM4-80GB"}) == "cuda:NVIDIA A100-SXM4-80GB"
+
+
+def test_values_cited_tables_show_in_the_notebook_and_are_dropped_from_the_book():
+    import nbformat
+
+    from fer_lib.report.book import decorate
+    from fer_lib.report.section import CITED
+
+    nb = nbformat.v4.new_notebook()
+    cited = nbformat.v4.new_output("display_data", data={"text/plain": "acc 0.5"}, metadata={CITED: True})
+    table = nbformat.v4.new_output("display_data", data={"text/plain": "a table"})
+    cell = nbformat.v4.new_code_cell("sec.glue_all(...)", outputs=[cited, table])
+    nb.cells = [nbformat.v4.new_markdown_cell("# 09 · x\n\ntext"), cell]
+    out = decorate(nb, "smoke", {})
+    code = [c for c in out.cells if c.cell_type == "code"][0]
+    assert [o["data"]["text/plain"] for o in code.outputs] == ["a table"]

@@ -90,7 +90,8 @@ def show_cited(values: dict) -> None:
     table = pd.DataFrame({"values cited in the prose below": [f"{{glue:text}}`{k}`" for k in values],
                           "value": [v if isinstance(v, (str, int, float, bool)) or v is None else str(v)
                                     for v in values.values()]})
-    display(table.style.hide(axis="index").format(precision=4), metadata={CITED: True})
+    html = table.style.hide(axis="index").format(precision=4).to_html()
+    display({"text/html": html, "text/plain": table.to_string(index=False)}, raw=True, metadata={CITED: True})
 
 
 def trained_on(prov: dict) -> str:
