@@ -87,7 +87,11 @@ def cmd_publish(a) -> int:
     print(f"fer-runs publish: {changed} run(s) written, {unchanged} already published, into {tier} "
           f"({size:.1f} MB in all)")
     if missing:
-        print(f"  not in the local store ({len(missing)}): " + ", ".join(missing))
+        per_section: dict[str, int] = {}
+        for label in missing:
+            per_section[label.split("/")[0]] = per_section.get(label.split("/")[0], 0) + 1
+        print(f"  not in the local store ({len(missing)}; `fer-runs list --profile {a.profile}` names them): "
+              + ", ".join(f"{section} {n}" for section, n in per_section.items()))
     if size > a.max_mb:
         print(f"fer-runs publish: {tier} holds {size:.1f} MB, over the {a.max_mb:.0f} MB budget", file=sys.stderr)
         return 1
