@@ -131,18 +131,17 @@ def show_plan(a) -> int:
     import pandas as pd
 
     from ..runs import RunStore
-    from .plan import critical_path, plan_profile
+    from .plan import critical_path, plan_profile, stored
 
     store = RunStore()
     plan = plan_profile(a.profile, a.sections, store)
     rows, done = [], set()
     for label, p in plan.items():
-        run = store.find(p.kind, p.key) if p.key else None
+        run, where = stored(p, store)
         if run is not None:
             done.add(p.key)
         rows.append({"run": label, "kind": p.kind, "key": p.key or "-", "reads": len(p.reads),
-                     "stored": "no data" if p.key is None else "published" if run and run.published else
-                     "local" if run else "-", "work": p.work})
+                     "stored": "-" if where == "missing" else where, "work": p.work})
     with pd.option_context("display.max_rows", None, "display.width", 200):
         print(pd.DataFrame(rows).to_string(index=False))
     chain, path, total = critical_path(plan, done)

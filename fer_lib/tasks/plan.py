@@ -135,6 +135,14 @@ def _planned(section: str, name: str, kind: str, cfg, data_params: dict, data_ca
                       nominal_work=bool(nominal))
 
 
+def stored(planned: PlannedRun, store: RunStore):
+    """(the stored run or None, where it is: 'local' | 'published' | 'missing' | 'no data')."""
+    if planned.key is None:
+        return None, "no data"
+    run = store.find(planned.kind, planned.key)
+    return run, "missing" if run is None else "published" if run.published else "local"
+
+
 def critical_path(plan: dict[str, PlannedRun], done: set[str] = frozenset()) -> tuple[list[str], int, int]:
     """(labels of the longest chain of dependent runs by work, its work, the total work) over the runs still to
     train (keys not in ``done``). total / path is the speed-up with unlimited GPUs: runs wait only for the runs

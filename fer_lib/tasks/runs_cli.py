@@ -12,6 +12,7 @@ The local store is ``FER_RUNS`` (``<project>/runs``); published tiers are ``resu
 from __future__ import annotations
 
 import argparse
+from collections import Counter
 import math
 import sys
 import tempfile
@@ -25,16 +26,14 @@ from ..runs import Run, RunStore
 from ..runs.provenance import environment, git_commit, now
 from ..runs.transfer import dir_bytes, export_runs, import_archive, publish_run
 from .errors import run_command
-from .plan import PlannedRun, plan_profile
+from .plan import PlannedRun, plan_profile, stored
 
 
 def status_table(plan: dict[str, PlannedRun], store: RunStore) -> pd.DataFrame:
     """One row per planned run: where it is, its size and what it took to train."""
     rows = []
     for label, planned in plan.items():
-        run = store.find(planned.kind, planned.key) if planned.key else None
-        status = ("no data" if planned.key is None else "missing" if run is None else
-                  "published" if run.published else "local")
+        run, status = stored(planned, store)
         prov = run.provenance if run is not None else {}
         rows.append({"run": label, "kind": planned.kind, "key": planned.key or "-", "status": status,
                      "MB": round(dir_bytes(run.path) / 1e6, 2) if run is not None else None,
@@ -87,9 +86,7 @@ def cmd_publish(a) -> int:
     print(f"fer-runs publish: {changed} run(s) written, {unchanged} already published, into {tier} "
           f"({size:.1f} MB in all)")
     if missing:
-        per_section: dict[str, int] = {}
-        for label in missing:
-            per_section[label.split("/")[0]] = per_section.get(label.split("/")[0], 0) + 1
+        per_section = Counter(label.split("/")[0] for label in missing)
         print(f"  not in the local store ({len(missing)}; `fer-runs list --profile {a.profile}` names them): "
               + ", ".join(f"{section} {n}" for section, n in per_section.items()))
     if size > a.max_mb:

@@ -53,6 +53,7 @@ class TrainRun(submitit.helpers.Checkpointable):
         import torch
 
         from ..config.params import load_params, params_file
+        from .kinds import get_run_kind
         from .sections import load_data, section_runs, train_run
 
         current = git_commit()
@@ -70,7 +71,7 @@ class TrainRun(submitit.helpers.Checkpointable):
                                          self.profile)
         kind, cfg = runs[self.name]
         store, data = RunStore(self.store_root), load_data(kind, data_params)
-        if store.key(kind, cfg.key_dict(), data.fingerprint, _reads(kind, cfg)) != self.key:
+        if store.key(kind, cfg.key_dict(), data.fingerprint, get_run_kind(kind).reads(cfg)) != self.key:
             raise CodeChangedError(f"run {self.section}/{self.name}: its key is no longer {self.key} (parameters or "
                                    "data changed since submission); plan and submit again")
         run = train_run(kind, cfg, data, store=store, progress=False)
@@ -82,12 +83,6 @@ class TrainRun(submitit.helpers.Checkpointable):
             return None  # submitit then ends the job without requeueing it
         self.requeues += 1
         return submitit.helpers.DelayedSubmission(self, *args, **kwargs)
-
-
-def _reads(kind: str, cfg) -> tuple[str, ...]:
-    from .kinds import get_run_kind
-
-    return get_run_kind(kind).reads(cfg)
 
 
 def _export_distributed_env() -> None:
