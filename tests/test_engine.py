@@ -11,6 +11,7 @@ import torch
 import torch.multiprocessing as mp
 
 from _tiny import assert_same_state, state, tiny_fit
+from fer_lib.config.base import config_hash
 
 
 class Interrupt(RuntimeError):
@@ -151,12 +152,26 @@ def test_vit_revisit_studies_the_arcface_head_whatever_head_the_role_plays():
     from fer_lib.tasks import teacher_configs
 
     base = teacher_configs({"n_train": 10}, {"epochs": 10}, {
-        "vit_tiny": {"model": {"arch": "test_vit", "head": "linear"}},
-        "vit_tiny_arcface": {"model": {"arch": "test_vit"}}})
+        "vit_tiny": {"label": "ViT Tiny", "model": {"arch": "test_vit", "head": "linear"}},
+        "vit_tiny_arcface": {"label": "ViT Tiny (ArcFace)", "model": {"arch": "test_vit"}}})
     cfgs = arm_configs(base, ["vit_tiny"], {"initial": {}, "revisit": {"plain_logits_epochs": 6}})
     assert all(c.model.head == "arcface" for c in cfgs.values())
-    # the initial arm is the role's ArcFace twin in section 01: the same run in the store
-    assert cfgs["vit_tiny", "initial"].key_dict() == base["vit_tiny_arcface"].key_dict()
+    # the initial arm is the role's ArcFace twin in section 01: the same run in the store (the same hash, not just
+    # equal dicts: 0 == 0.0 but they hash differently)
+    assert config_hash(cfgs["vit_tiny", "initial"].key_dict()) == config_hash(base["vit_tiny_arcface"].key_dict())
+
+
+@pytest.mark.parametrize("profile", ["smoke", "real-cpu", "paper"])
+def test_vit_revisit_initial_arm_is_section_01s_run_in_every_profile(profile):
+    from fer_lib.config.params import load_params
+    from fer_lib.tasks.sections import section_runs
+
+    _, teachers = section_runs("01_teachers", load_params("params/{profile}/01_teachers.yaml", profile), profile)
+    p03 = load_params("params/{profile}/03_vit_revisit.yaml", profile)
+    _, arms = section_runs("03_vit_revisit", p03, profile)
+    for v in p03["vits"]:
+        twin = teachers[v][1] if teachers[v][1].model.head == "arcface" else teachers[f"{v}_arcface"][1]
+        assert config_hash(arms[f"{v}/initial"][1].key_dict()) == config_hash(twin.key_dict()), v
 
 
 def test_vit_revisit_headline_signs_and_initialisation():

@@ -123,13 +123,18 @@ def arm_configs(base: dict[str, TeacherRunConfig], vits: list[str], arms: dict[s
     """Section 03's runs: (vit, arm) -> config: the teacher's section-01 config with the ArcFace head and the arm's training overrides.
 
     The schedules under study are the ArcFace margin's (seed 000 §9.7), so every arm trains the ArcFace head even
-    where section 01 chose a linear head for the role: the initial arm is then 01's ``<role>_arcface`` twin."""
+    where section 01 chose a linear head for the role: the arms then start from 01's ``<role>_arcface`` twin, name
+    and all, so the initial arm is that twin's run in the store (not a second training of it)."""
     out = {}
     for v in vits:
-        model = replace(base[v].model, head="arcface")
+        arcface = base[v] if base[v].model.head == "arcface" else base.get(f"{v}_arcface")
+        if arcface is None:
+            arcface = replace(base[v], model=replace(base[v].model, head="arcface"))
         for arm, over in arms.items():
-            train = from_dict(TrainConfig, deep_merge(to_dict(base[v].train), over), f"arms.{arm}")
-            out[v, arm] = replace(base[v], model=model, train=train)
+            merged = from_dict(TrainConfig, deep_merge(to_dict(arcface.train), over), f"arms.{arm}")  # checks `over`
+            # only the overridden fields are taken from the round trip: it turns an int default into a float
+            # (0 -> 0.0), which equals it but hashes differently, and the initial arm would not be the twin's run
+            out[v, arm] = replace(arcface, train=replace(arcface.train, **{k: getattr(merged, k) for k in over}))
     return out
 
 
