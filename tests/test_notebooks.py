@@ -164,6 +164,51 @@ def test_smoke_report_executes_and_builds_with_warnings_as_errors(tmp_path, monk
 
 
 
+#: Sections of the real-cpu report whose runs are all in results/real-cpu (issue 23): this list only grows, so a
+#: publish that loses a run fails here. The test builds every section it can, whatever this floor says.
+REAL_CPU_PUBLISHED = {"intro", "00_data", "01_teachers", "02_ensembles", "09_calibration"}
+
+
+def real_cpu_sections_published(tier: Path) -> list[str]:
+    """The real-cpu sections whose runs (ensembles included) and whose sections read are all in ``tier``."""
+    from fer_lib.runs import RunStore
+    from fer_lib.tasks.plan import plan_profile
+
+    store = RunStore(tier.parent / ".no-local-store", published=[tier])
+    plan = plan_profile("real-cpu", store=store).values()
+    missing = {s for run in plan if not run.key or store.find(run.kind, run.key) is None for s in run.sections}
+    ready: list[str] = []
+    for spec in SECTIONS:
+        if spec.name not in missing and all(dep in ready for dep in spec.depends_on):
+            ready.append(spec.name)
+    return ready
+
+
+@pytest.mark.slow
+def test_real_cpu_sections_build_from_the_published_results_alone(tmp_path, monkeypatch):
+    """`make report PROFILE=real-cpu` on a fresh clone (issue 23): each section whose runs are published executes
+    from results/real-cpu with an empty local store and FER_NO_TRAIN set, reading every run from the published tier
+    and writing none; with all ten sections published, the book builds with warnings as errors."""
+    tier = ROOT / "results" / "real-cpu"
+    if not (ROOT.parent / "shared" / "data" / "fer2013").is_dir():
+        pytest.skip("the real data (../shared/data) is not beside this checkout")
+    ready = real_cpu_sections_published(tier)
+    assert REAL_CPU_PUBLISHED <= set(ready), f"published sections lost runs: {sorted(REAL_CPU_PUBLISHED - set(ready))}"
+    book = tmp_path / "book"
+    shutil.copytree(ROOT / "book", book, ignore=shutil.ignore_patterns("_build", "sections", "_artifacts"))
+    monkeypatch.setenv("FER_REPORT_DIR", str(book / "_artifacts"))
+    monkeypatch.setenv("FER_RUNS", str(tmp_path / "empty-store"))
+    monkeypatch.setenv("FER_RESULTS", str(tier))
+    monkeypatch.setenv("FER_NO_TRAIN", "1")
+    assert set(run_sections("real-cpu", book, ready, force=True).values()) == {"ran"}
+    for name in ready:
+        prov = book / "_artifacts" / "provenance" / f"{name}.json"
+        runs = json.loads(prov.read_text())["runs"] if prov.exists() else []
+        assert all(r["cached"] and r["published"] for r in runs), f"{name} computed a run instead of reading it"
+    assert not list((tmp_path / "empty-store").glob("*/*[0-9a-f]")), "a run was written to the local store"
+    if len(ready) == len(SECTIONS):
+        build_book(book)
+
 @pytest.mark.parametrize("section", ["00_data", "09_calibration"])
 def test_profile_alone_selects_the_profiles_values(section):
     """`papermill NB OUT -p profile real-cpu` injects only `profile`: use_profile gives every other parameter the
