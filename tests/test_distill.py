@@ -222,6 +222,7 @@ def test_dkd_headline_reads_differences_against_the_scratch_seed_spread():
             self.metrics = {"test": {"accuracy": acc}}
 
     table = pd.DataFrame({"accuracy": [0.30, 0.34, 0.31, 0.30, 0.33, 0.35, 0.40],
+                          "val_accuracy": [0.31, 0.33, 0.30, 0.29, 0.32, 0.36, 0.41],
                           "method": ["none", "none", "kd", "kd", "dkd", "dkd", "kd"],
                           "retention": [np.nan, np.nan, 0.8, 0.75, 0.8, 0.85, 0.6]},
                          index=["scratch", "scratch_s1", "v1", "v2", "v3", "v3_1", "v4"])
@@ -229,11 +230,31 @@ def test_dkd_headline_reads_differences_against_the_scratch_seed_spread():
     h = dkd_headline(table, {}, {"teacher": R(0.4), "teacher_strong": R(0.6)}, labels)
     assert h["scratch_acc"] == pytest.approx(0.32) and h["scratch_spread"] == pytest.approx(0.04)
     assert h["best_kd"] == "V4" and h["kd_gain"] == pytest.approx(0.08) and h["gain_vs_spread"] == "more than"
+    assert h["n_kd"] == 5 and h["n_kd_above_scratch"] == 2  # v3.1 (0.35) and v4 (0.40) beat 0.34
     assert h["beta_relation"] == "raises" and h["beta_gain"] == pytest.approx(0.02)
     assert h["beta_vs_spread"] == "no more than"
     assert h["v4_minus_v2"] == pytest.approx(0.10) and h["v2_minus_v1"] == pytest.approx(-0.01)
     assert against_spread(-0.05, 0.04, 2) == "more than"
     assert against_spread(0.05, 0.04, 1).startswith("not comparable")
+
+
+def test_the_distilled_arm_compared_with_scratch_is_picked_on_validation_not_test():
+    """Hand-worked: B has the best test accuracy (0.45) but C the best validation accuracy (0.42 vs 0.40), so C
+    (test 0.41) is the arm cited: +0.06 over the scratch mean 0.35, more than the 0.02 seed spread. In 04 the single-
+    and multi-teacher winners are picked on validation too: A (val 0.39) over B among single teachers; C among many."""
+    import pandas as pd
+
+    from fer_lib.report.distill import kd_headline
+
+    table = pd.DataFrame({"accuracy": [0.34, 0.36, 0.38, 0.45, 0.41, 0.37],
+                          "val_accuracy": [0.35, 0.35, 0.39, 0.38, 0.42, 0.40],
+                          "method": ["none", "none", "kd", "kd", "adaptive_alpha", "aver"]},
+                         index=["scratch", "scratch_s1", "A", "B", "C", "D"])
+    h = kd_headline(table, {n: n for n in table.index})
+    assert h["best_kd"] == "C" and h["best_kd_acc"] == pytest.approx(0.41)
+    assert h["kd_gain"] == pytest.approx(0.06) and h["gain_vs_spread"] == "more than"
+    assert h["best_single"] == "A" and h["best_single_acc"] == pytest.approx(0.38)
+    assert h["best_multi"] == "C" and h["n_kd"] == 4 and h["n_kd_above_scratch"] == 4
 
 
 def test_retention_bars_show_only_distilled_arms_first_on_top_beside_the_seed():
