@@ -24,7 +24,7 @@ report: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(BIN)/ruff check fer_lib tests benchmarks
 	$(BIN)/python -m pytest -q -m "not slow"
-	$(BIN)/python -m pytest -q -m slow
+	$(BIN)/python -m pytest -q -m slow --durations=0
 
 # JupyterLab with the project's kernel (the venv's python3, with the thread policy that shares the cores) and
 # notebook progress bars. Notebooks under notebooks/ are saved without outputs (fer_lib.report.lab.strip_outputs).
