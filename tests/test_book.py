@@ -79,6 +79,13 @@ def test_provenance_note_says_what_the_runs_cost_when_they_came_from_the_store()
     assert cost_sentence({"wall_seconds": 130.0, "runs": [{"key": "t", "cached": False, "train_seconds": 125.0}]}) == (
         "executed in 2 min, of which training its 1 run took 2 min")
     assert cost_sentence({"wall_seconds": 3.0}) == "executed in 3 s"
+    resumed = [{"key": "t", "cached": True, "train_seconds": 600.0, "resumed": True}]
+    assert cost_sentence({**base, "runs": resumed}) == (
+        "executed in 9 s, reading its 1 run from the run store (it took 10 min to train; it was resumed after an "
+        "interruption and counts its last attempt only)")
+    assert cost_sentence({**base, "runs": [{**resumed[0], "key": "r"}, *read]}) == (
+        "executed in 9 s, reading its 3 runs from the run store (they took 77 min to train; 1 of them was resumed "
+        "after an interruption and counts its last attempt only)")
 
 
 def test_provenance_note_says_the_numbers_came_from_the_published_results_and_how_to_recompute_them():

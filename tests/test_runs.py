@@ -95,8 +95,10 @@ def test_failed_compute_leaves_nothing_readable_and_keeps_scratch(tmp_path):
         seen.append((scratch / "last.pt").read_text())
         (out / "metrics.json").write_text("{}")
 
-    store.run("teacher", {"x": 1}, "fp", resume)
+    run = store.run("teacher", {"x": 1}, "fp", resume)
     assert seen == ["checkpoint"]
+    assert run.provenance["resumed"] is True  # its wall time is the last attempt's only, and it says so
+    assert store.run("teacher", {"x": 2}, "fp", _writer([])).provenance["resumed"] is False
     assert not (tmp_path / "teacher" / ".partial" / key).exists()  # cleaned once complete
 
 

@@ -55,13 +55,16 @@ def cost_sentence(prov: dict) -> str:
     text = f"executed in {_duration(prov.get('wall_seconds', 0))}"
     n, trained = len(runs), sum(not r.get("cached") for r in runs)
     cost = _duration(sum(r.get("train_seconds") or 0 for r in runs))
+    resumed = sum(bool(r.get("resumed")) for r in runs)
+    caveat = "" if not resumed else (f"; {resumed} of them" if n > 1 else "; it") + (
+        " was resumed after an interruption and counts its last attempt only")
     if n == 0:
         return text
     if trained == 0:
-        return f"{text}, reading its {n} run{'s' * (n > 1)} from the run store ({'they' if n > 1 else 'it'} took {cost} to train)"
+        return f"{text}, reading its {n} run{'s' * (n > 1)} from the run store ({'they' if n > 1 else 'it'} took {cost} to train{caveat})"
     if trained == n:
-        return f"{text}, of which training its {n} run{'s' * (n > 1)} took {cost}"
-    return f"{text}, training {trained} of its {n} runs and reading {n - trained} from the run store (all {n} took {cost} to train)"
+        return f"{text}, of which training its {n} run{'s' * (n > 1)} took {cost}{caveat.replace(';', ',')}"
+    return f"{text}, training {trained} of its {n} runs and reading {n - trained} from the run store (all {n} took {cost} to train{caveat})"
 
 
 def hardware(prov: dict) -> str:

@@ -53,7 +53,8 @@ class Section:
         prov = run.provenance
         self.runs.append({"kind": run.path.parent.name, "key": run.key, "cached": bool(getattr(run, "hit", False)),
                           "published": bool(getattr(run, "published", False)),
-                          "train_seconds": prov.get("wall_seconds"), "finished": prov.get("finished"),
+                          "train_seconds": prov.get("wall_seconds"), "resumed": bool(prov.get("resumed")),
+                          "finished": prov.get("finished"),
                           "trained_on": trained_on(prov), "git_commit": prov.get("git_commit")})
         return run
 

@@ -195,6 +195,7 @@ class RunStore:
             if env is not None:
                 env.barrier()
             started, t0 = now(), time.perf_counter()
+            resumed = (scratch / "last.pt").is_file()  # an earlier attempt was interrupted after an epoch
             try:
                 compute(tmp, scratch)
                 if is_main:
@@ -203,7 +204,7 @@ class RunStore:
                     _write_json(tmp / "provenance.json", {
                         **environment(getattr(env, "device", None)), "kind": kind, "key": key,
                         "data_fingerprint": data_fingerprint, "started": started, "finished": now(),
-                        "wall_seconds": round(time.perf_counter() - t0, 2),
+                        "wall_seconds": round(time.perf_counter() - t0, 2), "resumed": resumed,
                         "world_size": getattr(env, "world_size", 1)})
                     write_manifest(tmp)
                     os.rename(tmp, final)

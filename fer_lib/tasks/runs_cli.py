@@ -38,6 +38,7 @@ def status_table(plan: dict[str, PlannedRun], store: RunStore) -> pd.DataFrame:
         rows.append({"run": label, "kind": planned.kind, "key": planned.key or "-", "status": status,
                      "MB": round(dir_bytes(run.path) / 1e6, 2) if run is not None else None,
                      "train min": round(prov["wall_seconds"] / 60, 1) if prov.get("wall_seconds") else None,
+                     "resumed": bool(prov.get("resumed")),
                      "trained on": prov.get("cpu") or prov.get("device", "") if prov else "",
                      "sections": ", ".join(s[:2] for s in planned.sections)})
     return pd.DataFrame(rows)
@@ -63,6 +64,8 @@ def cmd_list(a) -> int:
     minutes = table["train min"].sum()
     print(f"\n{a.profile}: {len(table)} runs -- " + ", ".join(f"{n} {s}" for s, n in counts.items()) +
           f"; {table['MB'].sum():.1f} MB; {minutes:.0f} min of training recorded")
+    if table["resumed"].any():
+        print("resumed: the run was interrupted and resumed from its last epoch; its time is the last attempt's only")
     return 0
 
 
