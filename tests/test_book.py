@@ -128,3 +128,16 @@ def test_values_cited_tables_show_in_the_notebook_and_are_dropped_from_the_book(
     out = decorate(nb, "smoke", {})
     code = [c for c in out.cells if c.cell_type == "code"][0]
     assert [o["data"]["text/plain"] for o in code.outputs] == ["a table"]
+
+
+def test_show_prints_counts_without_decimals_and_missing_numbers_as_a_dash():
+    import numpy as np
+    import pandas as pd
+    from fer_lib.report.tables import seed_beside, show
+
+    ours = pd.DataFrame({"val": [0.71323, 0.7094], "best_epoch": [18.0, 17.0]}, index=["Dice 2.0", "Dice 1.5"])
+    seed = pd.DataFrame({"val": [np.nan, 0.6889], "best_epoch": [np.nan, 92.0]}, index=["Dice 2.0", "Dice 1.5"])
+    html = show(seed_beside(ours, seed, "real-cpu", names={"best_epoch": "best epoch"}), precision=4,
+                integers=("best epoch",)).to_html()
+    assert ">0.7132<" in html and ">0.6889<" in html and ">18<" in html and ">92<" in html and "—" in html
+    assert "18.0000" not in html and "92.0000" not in html

@@ -22,9 +22,13 @@ def seed_beside(ours: pd.DataFrame, seed: pd.DataFrame, profile: str, metrics: l
     return out
 
 
-def show(df: pd.DataFrame, precision: int = 3, caption: str | None = None):
-    """A Styler for the book: fixed precision, '—' where a number is missing (e.g. TBD in the seed)."""
+def show(df: pd.DataFrame, precision: int = 3, caption: str | None = None, integers: tuple[str, ...] = ()):
+    """A Styler for the book: fixed precision, '—' where a number is missing (e.g. TBD in the seed). ``integers``:
+    columns (or, with two-level columns, metrics) that count something, e.g. an epoch, shown without decimals."""
     st = df.style.format(precision=precision, na_rep="—")
+    counts = [c for c in df.columns if (c[0] if isinstance(c, tuple) else c) in integers]
+    if counts:
+        st = st.format(precision=0, na_rep="—", subset=counts)
     if caption:
         st = st.set_caption(caption)
     return st
