@@ -156,6 +156,14 @@ class RunStore:
         """Where the local store keeps (or will keep) the run ``key``."""
         return self.root / kind / key
 
+    def scratch(self, kind: str, key: str) -> Path:
+        """The run's training state while it is unfinished (``last.pt``: an interrupted run resumes from it)."""
+        return self.root / kind / ".partial" / key
+
+    def interrupted(self, kind: str, key: str) -> bool:
+        """An earlier attempt at the run trained at least one epoch and stopped before it was stored."""
+        return (self.scratch(kind, key) / "last.pt").is_file()
+
     def find(self, kind: str, key: str) -> Run | None:
         """The complete run ``key`` from the local store, else from the first published tier that has it."""
         if self.path(kind, key).is_dir():
@@ -187,7 +195,7 @@ class RunStore:
                 return Run(final, hit=True)
             if is_main:
                 self._remove_tmp(kind, key)  # we hold the key's lock: no live writer owns them
-            scratch = self.root / kind / ".partial" / key
+            scratch = self.scratch(kind, key)
             tmp = self.root / kind / f".tmp-{key}-{uuid.uuid4().hex[:8]}"
             if is_main:
                 scratch.mkdir(parents=True, exist_ok=True)
@@ -195,7 +203,7 @@ class RunStore:
             if env is not None:
                 env.barrier()
             started, t0 = now(), time.perf_counter()
-            resumed = (scratch / "last.pt").is_file()  # an earlier attempt was interrupted after an epoch
+            resumed = self.interrupted(kind, key)
             try:
                 compute(tmp, scratch)
                 if is_main:

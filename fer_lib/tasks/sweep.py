@@ -285,7 +285,7 @@ def run_local(profile: str, jobs: JobPlan, store: RunStore, max_parallel: int = 
     interrupted: set[str] = set()
     while queue or running:
         for slot, (run, job) in list(running.items()):
-            if interrupt and run.label in interrupt and run.label not in interrupted and _trained_an_epoch(store, run):
+            if interrupt and run.label in interrupt and run.label not in interrupted and store.interrupted(run.kind, run.key):
                 preempt(job)
                 interrupted.add(run.label)
                 log(f"[sweep] {run.label}: sent a preemption signal")
@@ -338,7 +338,3 @@ def preempt(job) -> None:
 def _cpu_share(cores: list[int], slot: int, slots: int) -> list[int]:
     per = max(1, len(cores) // slots)
     return cores[slot * per:(slot + 1) * per] or cores[-per:]
-
-
-def _trained_an_epoch(store: RunStore, run: PlannedRun) -> bool:
-    return (store.root / run.kind / ".partial" / run.key / "last.pt").is_file()
