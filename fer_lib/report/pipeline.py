@@ -27,6 +27,7 @@ import uuid
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from unittest.mock import patch
 
 import yaml
 
@@ -260,10 +261,11 @@ def report(a) -> int:
             raise SystemExit(f"[fer-report] --no-train: {len(missing)} run(s) the sections read are in no store:\n"
                              + "\n".join(missing) + f"\n[fer-report] or train them all: fer-train --profile "
                              f"{a.profile} --launcher slurm (or local)")
-        os.environ["FER_NO_TRAIN"] = "1"  # the kernels refuse to train, should anything be missed
-    run_sections(a.profile, book, a.sections, a.force)
-    if not a.no_build:
-        build_book(book)
+    # with --no-train the kernels refuse to train, should anything be missed; the caller's environment is restored
+    with patch.dict(os.environ, {"FER_NO_TRAIN": "1"} if a.no_train else {}):
+        run_sections(a.profile, book, a.sections, a.force)
+        if not a.no_build:
+            build_book(book)
     print(f"[fer-report] total {time.perf_counter() - t0:.0f} s")
     return 0
 
