@@ -6,7 +6,7 @@
 - ``av``:       audio-visual modality balance (section 07)
 """
 from .av import AV_SELECT, AVDataConfig, AVModelConfig, AVRunConfig, BalanceConfig, ProbeConfig
-from .base import ConfigError, FieldError, build, config_hash, deep_merge, from_dict, to_dict
+from .base import ConfigError, FieldError, added_field, build, config_hash, deep_merge, from_dict, key_fields, to_dict
 from .classify import (CLASSIFICATION_SELECT, AugmentConfig, DataConfig, DistillConfig, ModelConfig,
                        StudentRunConfig, TeacherRunConfig, TrainConfig, check_select_metric)
 from .segment import (PARAM_LIMIT, SEGMENTATION_SELECT, SegAugmentConfig, SegDataConfig, SegLossConfig,
@@ -16,4 +16,4 @@ __all__ = ["AVDataConfig", "AVModelConfig", "AVRunConfig", "AV_SELECT", "Augment
            "CLASSIFICATION_SELECT", "ConfigError", "DataConfig", "DistillConfig", "FieldError", "ModelConfig",
            "PARAM_LIMIT", "ProbeConfig", "SEGMENTATION_SELECT", "SegAugmentConfig", "SegDataConfig", "SegLossConfig",
            "SegModelConfig", "SegRunConfig", "StudentRunConfig", "TeacherRunConfig", "TrainConfig",
-           "build", "check_select_metric", "config_hash", "deep_merge", "from_dict", "to_dict"]
+           "added_field", "build", "check_select_metric", "config_hash", "deep_merge", "from_dict", "key_fields", "to_dict"]

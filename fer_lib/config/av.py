@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .base import NONNEG, POSITIVE, FieldError, at_least, between, check, one_of, to_dict
+from .base import NONNEG, POSITIVE, FieldError, at_least, between, check, key_fields, one_of, to_dict
 from .classify import AugmentConfig, TrainConfig, check_select_metric
 
 AV_SELECT = ("macro_f1", "accuracy")
@@ -148,8 +148,6 @@ class AVRunConfig:
             raise FieldError("probe.enabled", "the adaptive mode is driven by the probes; expected true")
 
     def key_dict(self) -> dict:
-        d = to_dict(self)
-        d.pop("name")
-        return d
+        return key_fields(self, drop=("name",))
 
 

@@ -6,6 +6,11 @@ out of range with a message that names the parameter's dotted path, the value an
 Each dataclass checks its own fields in ``__post_init__`` with ``check(self, field=RULE, ...)``; the error
 names the field, and ``from_dict`` prefixes the path it was building. ``to_dict`` is the inverse of
 ``from_dict``; ``config_hash`` is the stable digest the run store keys on.
+
+Key stability: ``key_fields`` is what a run's key hashes. A field declared with ``added_field`` (a field added after
+runs were keyed) is left out of it while it holds its default, so adding a field whose default keeps the old
+behaviour leaves every existing key unchanged; set to anything else, it enters the key. A class retires a field by
+naming its last value in ``RETIRED_KEY_FIELDS``: the key keeps the value the stored runs were computed with.
 """
 from __future__ import annotations
 
@@ -187,6 +192,47 @@ def build(cls, where: str, **kwargs):
 def to_dict(cfg) -> dict:
     """Plain-data view of a config (tuples become lists, as in YAML/JSON)."""
     return json.loads(json.dumps(dataclasses.asdict(cfg)))
+
+
+ADDED = "fer_lib.added_since"
+
+
+def added_field(default=dataclasses.MISSING, *, since: str, default_factory=dataclasses.MISSING, **kwargs):
+    """A config field added after runs were keyed (``since``: the date or version it came in). While it holds its
+    default it stays out of the run key (``key_fields``), so the runs stored before it keep their keys."""
+    return dataclasses.field(default=default, default_factory=default_factory,
+                             metadata={**kwargs.pop("metadata", {}), ADDED: since}, **kwargs)
+
+
+def _default(f: dataclasses.Field):
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else dataclasses.MISSING
+
+
+def _key_value(value):
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return value.key_dict() if hasattr(value, "key_dict") else key_fields(value)
+    if isinstance(value, (list, tuple)):
+        return [_key_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _key_value(v) for k, v in value.items()}
+    return value
+
+
+def key_fields(cfg, drop: tuple[str, ...] = ()) -> dict:
+    """The plain-data view of ``cfg`` that a run key hashes: ``to_dict(cfg)`` without the fields in ``drop``, without
+    every ``added_field`` that holds its default (at any depth; a nested config with its own ``key_dict`` gives that), and with the class's ``RETIRED_KEY_FIELDS``.
+
+    For a config with no added or retired fields this equals ``to_dict(cfg)`` minus ``drop``."""
+    out = {}
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if f.name in drop or (ADDED in f.metadata and value == _default(f)):
+            continue
+        out[f.name] = _key_value(value)
+    out.update(getattr(type(cfg), "RETIRED_KEY_FIELDS", {}))
+    return json.loads(json.dumps(out))
 
 
 def config_hash(*parts: Any) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .base import (FINITE, NONNEG, POSITIVE, PROB, FieldError, at_least, between, check,
+from .base import (FINITE, NONNEG, POSITIVE, PROB, FieldError, at_least, between, check, key_fields,
                    check_range_pair, one_of, optional, to_dict)
 
 #: validation metrics a classifier run can select its checkpoint by (all: higher is better)
@@ -205,9 +205,7 @@ class TeacherRunConfig:
 
     def key_dict(self) -> dict:
         """What identifies the run's results (the display name does not)."""
-        d = to_dict(self)
-        d.pop("name")
-        return d
+        return key_fields(self, drop=("name",))
 
 
 @dataclass(frozen=True)
@@ -226,5 +224,4 @@ class StudentRunConfig:
         check_select_metric(self.train, CLASSIFICATION_SELECT)
 
     def key_dict(self) -> dict:
-        return {"data": to_dict(self.data), "model": to_dict(self.model), "train": to_dict(self.train),
-                "distill": to_dict(self.distill), "teachers": [t.key_dict() for t in self.teachers]}
+        return key_fields(self, drop=("name", "teacher_roles"))

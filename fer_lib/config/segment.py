@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .base import NONNEG, POSITIVE, PROB, FieldError, at_least, between, check, check_range_pair, one_of, to_dict
+from .base import NONNEG, POSITIVE, PROB, FieldError, at_least, between, check, key_fields, check_range_pair, one_of, to_dict
 from .classify import AugmentConfig, TrainConfig, check_select_metric
 
 #: validation metrics a face-parsing run can select its checkpoint by (higher is better)
@@ -129,6 +129,4 @@ class SegRunConfig:
             raise FieldError("train.sampler", "face parsing samples images uniformly; expected uniform")
 
     def key_dict(self) -> dict:
-        d = to_dict(self)
-        d.pop("name")
-        return d
+        return key_fields(self, drop=("name",))
