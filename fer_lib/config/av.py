@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .base import NONNEG, POSITIVE, FieldError, at_least, between, check, key_fields, one_of, to_dict
+from .base import NONNEG, POSITIVE, FieldError, at_least, between, check, key_fields, one_of
 from .classify import AugmentConfig, TrainConfig, check_select_metric
 
 AV_SELECT = ("macro_f1", "accuracy")

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .base import (FINITE, NONNEG, POSITIVE, PROB, FieldError, at_least, between, check, key_fields,
-                   check_range_pair, one_of, optional, to_dict)
+                   check_range_pair, one_of, optional)
 
 #: validation metrics a classifier run can select its checkpoint by (all: higher is better)
 CLASSIFICATION_SELECT = ("macro_f1", "accuracy", "minority_f1")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .base import NONNEG, POSITIVE, PROB, FieldError, at_least, between, check, key_fields, check_range_pair, one_of, to_dict
+from .base import NONNEG, POSITIVE, PROB, FieldError, at_least, between, check, key_fields, check_range_pair, one_of
 from .classify import AugmentConfig, TrainConfig, check_select_metric
 
 #: validation metrics a face-parsing run can select its checkpoint by (higher is better)
