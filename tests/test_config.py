@@ -66,3 +66,17 @@ def test_teacher_configs_errors_name_the_teacher_and_every_arch_is_checked_befor
         teacher_configs({}, {}, {"a": ok, "b": {"model": {"arch": "resnet18"}, "train": {"select_metric": "acc"}}})
     with pytest.raises(ConfigError, match=r"^teachers\.a: unknown key 'modle'; expected model, train, label"):
         teacher_configs({}, {}, {"a": {"modle": {}}})
+
+
+def test_with_seeds_adds_one_matched_arm_per_extra_seed_and_keeps_the_arm_itself():
+    from fer_lib.config.params import arm_and_seed, with_seeds
+
+    arms = {"a": {"label": "A", "loss": {"w": 1}}, "b": {"label": "B", "train": {"seed": 1}}, "c": {}}
+    out = with_seeds(arms, {"values": [0, 1, 2], "arms": ["a", "b"]}, {"seed": 0})
+    assert list(out) == ["a", "b", "c", "a/seed1", "a/seed2", "b/seed0", "b/seed2"]
+    assert out["a/seed2"] == {"label": "A, seed 2", "loss": {"w": 1}, "train": {"seed": 2}}
+    assert out["b/seed0"]["train"] == {"seed": 0} and arms["b"]["train"] == {"seed": 1}  # input untouched
+    assert arm_and_seed("a/seed2") == ("a", 2) and arm_and_seed("a") == ("a", 0)
+    assert with_seeds(arms, None) == arms
+    with pytest.raises(ConfigError, match="seeds: expected"):
+        with_seeds(arms, {"values": [0, 1], "arms": ["zz"]})

@@ -91,3 +91,37 @@ def differs_from_profile(section: str, profile: str, params: dict) -> list[str]:
         return []
     expected = load_params(pf)
     return sorted(k for k, v in params.items() if k in expected and expected[k] != v)
+
+
+def with_seeds(arms: dict, seeds: dict | None, train: dict | None = None) -> dict:
+    """``arms`` plus one arm per extra training seed (``seeds: {values: [0, 1, 2], arms: [scratch, v2]}``).
+
+    Each listed arm runs at every seed in ``values``: itself at its own seed (``train.seed`` of the arm, else of
+    ``train``, else 0), and ``<arm>/seed<N>`` -- the same arm with ``train.seed: N``, label ``"<label>, seed N"`` -- at
+    each other one. Seeds are matched across arms: seed N of two arms starts from the same initialisation and sees the
+    data in the same order, so ``fer_lib.metrics.paired_seeds`` compares them. Only names are added: a generated arm
+    whose config equals an existing run is that run (one key)."""
+    if not seeds:
+        return dict(arms)
+    from .base import ConfigError
+
+    unknown = set(seeds) - {"values", "arms"}
+    missing = [a for a in seeds.get("arms", []) if a not in arms]
+    if unknown or missing or not seeds.get("values"):
+        raise ConfigError(f"seeds: expected {{values: [seeds], arms: [arm names among {', '.join(arms)}]}}, got "
+                          f"{seeds!r}")
+    out = dict(arms)
+    for name in seeds["arms"]:
+        arm = dict(arms[name] or {})
+        own = (arm.get("train") or {}).get("seed", (train or {}).get("seed", 0))
+        for s in seeds["values"]:
+            if s != own:
+                out[f"{name}/seed{s}"] = {**arm, "label": f"{arm.get('label', name)}, seed {s}",
+                                          "train": {**(arm.get("train") or {}), "seed": s}}
+    return out
+
+
+def arm_and_seed(run_name: str, default_seed: int = 0) -> tuple[str, int]:
+    """``("v2", 1)`` for ``"v2/seed1"``; ``("v2", default_seed)`` for ``"v2"`` (the inverse of ``with_seeds``)."""
+    arm, _, seed = run_name.rpartition("/seed")
+    return (arm, int(seed)) if arm and seed.isdigit() else (run_name, default_seed)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..config import ConfigError
-from ..config.params import load_params
+from ..config.params import load_params, with_seeds
 
 Builder = Callable[[dict, str], tuple[dict, dict]]
 
@@ -86,7 +86,8 @@ def distillation_section(p: dict, profile: str):
     from .teacher import teacher_configs
 
     teachers = teacher_configs(p["data"], p["teacher_train"], p["teachers"], profile)
-    students = student_configs(p["data"], p["train"], p["student"], teachers, p["arms"])
+    arms = with_seeds(p["arms"], p.get("seeds"), p["train"])
+    students = student_configs(p["data"], p["train"], p["student"], teachers, arms)
     return p["data"], {**{f"teacher:{n}": ("teacher", c) for n, c in teachers.items()},
                        **{n: ("student", c) for n, c in students.items()}}
 
@@ -100,7 +101,8 @@ section_builder("05_dkd_sweep", DISTILLATION_BLOCKS)(distillation_section)
 def segmentation_section(p: dict, profile: str):
     from .segment import seg_configs
 
-    cfgs = seg_configs(p["data"], p["model"], p["train"], p["loss"], p["augment"], p["arms"])
+    arms = with_seeds(p["arms"], p.get("seeds"), p["train"])
+    cfgs = seg_configs(p["data"], p["model"], p["train"], p["loss"], p["augment"], arms)
     return p["data"], {n: ("segmenter", c) for n, c in cfgs.items()}
 
 
