@@ -1,4 +1,4 @@
-"""Section 07 tables: audio-visual runs (arm x seed) -> seed 004's tables beside ours, with the spread over seeds.
+"""Section 07 tables: audio-visual runs (arm x seed) -> seed 004's tables beside ours, with intervals over seeds.
 
 ``runs[arm][seed]`` is a ``Run``. "Chosen epoch" is the epoch with the best *validation* macro-F1; the seed's
 "best" numbers were the maximum over epochs on *test*, which is shown too, clearly labelled, so the size of that
@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..metrics import best_on_validation, describe, mean_ci, paired_seeds, verdict
 from ..runs import Run
 
 Runs = dict[str, dict[int, Run]]
@@ -21,9 +22,6 @@ def encoder_init(model_cfg) -> str:
     return "; ".join(f"{m}: {weights_of(model_cfg, f'{m}_').words}" for m in ("audio", "visual"))
 
 
-def _agg(values: list[float]) -> tuple[float, float]:
-    v = np.asarray(values, float)
-    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else float("nan")
 
 
 def per_seed(runs: Runs) -> pd.DataFrame:
@@ -49,17 +47,18 @@ def per_seed(runs: Runs) -> pd.DataFrame:
 
 
 def mean_sd(table: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
-    """Mean over seeds per arm, with '± sd' columns when there is more than one seed."""
+    """Mean over seeds per arm, with a '± 95% CI' column (half-width of the t-interval, ``mean_ci``) when there
+    is more than one seed -- the one spread rule of every section."""
     out = {}
     for arm, g in table.groupby("arm", sort=False):
         row = {}
         for c in cols:
-            mu, sd = _agg(g[c].tolist())
-            row[c], row[f"{c} sd"] = mu, sd
+            ci = mean_ci(g[c].astype(float))
+            row[c], row[f"{c} ± 95% CI"] = ci.estimate, ci.half_width if ci.n > 1 else np.nan
         row["seeds"] = len(g)
         out[arm] = row
     df = pd.DataFrame(out).T
-    return df.drop(columns=[c for c in df.columns if c.endswith(" sd") and df[c].isna().all()])
+    return df.drop(columns=[c for c in df.columns if c.endswith("CI") and df[c].isna().all()])
 
 
 def final_summary(table: pd.DataFrame) -> pd.DataFrame:
@@ -113,36 +112,83 @@ def seed_rows(seed: dict, key: str) -> pd.DataFrame:
     return pd.DataFrame(seed[key]).T.drop(columns=["label"]).apply(pd.to_numeric)
 
 
-def against_baseline(table: pd.DataFrame, baseline: str = "baseline") -> pd.DataFrame:
-    """Each arm's mean test F1 minus the baseline's, next to the spread over seeds (the noise level): a difference
-    is called larger than the noise when it exceeds twice the larger of the two arms' seed standard deviations."""
-    base = table[table.arm == baseline]["test_f1"]
-    b_mu, b_sd = _agg(base.tolist())
+METHOD_FIELDS = ("mode", "k", "tau", "k_max", "gap_per_step", "alpha")  # what a method sets; the rest must match
+
+
+def matched_baseline(configs: dict, arm: str) -> str | None:
+    """The arm that differs from ``arm`` only in its method: balance mode "baseline", the same unimodal heads
+    (weight γ), dominant modality, data, model, training and probes; None when the profile runs no such arm.
+    ``configs``: {arm: config of one seed}."""
+    def rest(cfg) -> dict:
+        d = cfg.key_dict()
+        d["balance"] = {k: v for k, v in d["balance"].items() if k not in METHOD_FIELDS}
+        return d
+
+    target = rest(configs[arm])
+    return next((other for other, cfg in configs.items()
+                 if other != arm and cfg.balance.mode == "baseline" and rest(cfg) == target), None)
+
+
+def _by_seed(table: pd.DataFrame, arm: str, col: str) -> dict[int, float]:
+    rows = table[table.arm == arm]
+    return dict(zip(rows["seed"].astype(int), rows[col].astype(float)))
+
+
+def against_matched_baseline(table: pd.DataFrame, configs: dict, metric: str = "test_f1") -> pd.DataFrame:
+    """Each method against its matched baseline (``matched_baseline``): mean test macro-F1 over seeds with its 95%
+    t-interval, the paired difference over matched seeds with its interval, and the verdict the interval allows."""
     rows = {}
-    for arm, g in table.groupby("arm", sort=False):
-        mu, sd = _agg(g["test_f1"].tolist())
-        noise = np.nanmax([b_sd, sd]) if len(g) > 1 and len(base) > 1 else float("nan")
-        rows[arm] = {"test F1 (mean)": mu, "minus baseline": mu - b_mu, "seed sd (larger of the two)": noise,
-                     "larger than the noise": (abs(mu - b_mu) > 2 * noise) if np.isfinite(noise) else None}
+    for arm in dict.fromkeys(table.arm):
+        ci = mean_ci(_by_seed(table, arm, metric).values())
+        row = {"test F1": ci.estimate, "± 95% CI": ci.half_width, "seeds": ci.n}
+        base = matched_baseline(configs, arm)
+        if base is not None and base != arm:
+            diff = paired_seeds(_by_seed(table, arm, metric), _by_seed(table, base, metric))
+            row.update({"matched baseline": base, "minus baseline": diff.estimate, "CI low": diff.low,
+                        "CI high": diff.high, "verdict": verdict(diff)})
+        rows[arm] = row
     return pd.DataFrame(rows).T
 
 
-def headline(table: pd.DataFrame, labels: dict[str, str], baseline: str = "baseline") -> dict:
+def headline(table: pd.DataFrame, labels: dict[str, str], configs: dict) -> dict:
+    """Numbers the section's prose cites. The best mode is the validation argmax (mean validation macro-F1 over
+    seeds) among the arms that have a matched baseline; it is compared on test with that baseline over matched
+    seeds, and so are the unimodal heads alone (baseline + heads against the plain baseline) where both run."""
     s = final_summary(table)
-    best = str(s["test_f1"].astype(float).idxmax())
-    vs = against_baseline(table, baseline)
     gaps = gap_summary(table)
-    base_sd = vs.loc[baseline, "seed sd (larger of the two)"]
-    return {
-        "best_mode": labels[best], "best_mode_f1": s.loc[best, "test_f1"], "best_mode_acc": s.loc[best, "test_acc"],
-        "baseline_f1": s.loc[baseline, "test_f1"], "baseline_acc": s.loc[baseline, "test_acc"],
-        "best_minus_baseline": s.loc[best, "test_f1"] - s.loc[baseline, "test_f1"],
-        "seed_sd": base_sd if np.isfinite(base_sd) else 0.0,
-        "n_beyond_noise": int(sum(bool(x) for x in vs["larger than the noise"].drop(baseline) if x is not None)),
-        "n_arms": len(s), "selection_gain": float((s["max_test_f1"] - s["test_f1"]).mean()),
-        "lowest_gap_mode": labels[str(gaps["gap_mean_last10"].astype(float).idxmin())],
-        "lowest_gap": float(gaps["gap_mean_last10"].astype(float).min()),
-        "baseline_gap": float(gaps.loc[baseline, "gap_mean_last10"]),
-        "baseline_audio_acc": float(gaps.loc[baseline, "audio_acc"]),
-        "baseline_visual_acc": float(gaps.loc[baseline, "visual_acc"]),
-    }
+    val = table.groupby("arm", sort=False)["val_f1"].mean()
+    methods = [a for a in val.index if configs[a].balance.mode != "baseline" and matched_baseline(configs, a)]
+    out = {"n_arms": len(s), "selection_gain": float((s["max_test_f1"] - s["test_f1"]).mean()),
+           "lowest_gap_mode": labels[str(gaps["gap_mean_last10"].astype(float).idxmin())],
+           "lowest_gap": float(gaps["gap_mean_last10"].astype(float).min()),
+           "n_seeds": int(table.groupby("arm").size().min())}
+    vs = against_matched_baseline(table, configs)
+    detected = vs[vs.get("verdict", pd.Series(dtype=object)).isin(["higher", "lower"])] if "verdict" in vs else vs[:0]
+    out.update({"n_methods": len(methods), "n_detected": len(detected),
+                "detected_arms": ", ".join(labels[a] for a in detected.index) or "none"})
+    if methods:
+        best = best_on_validation(val[methods])
+        base = matched_baseline(configs, best)
+        diff = paired_seeds(_by_seed(table, best, "test_f1"), _by_seed(table, base, "test_f1"))
+        out.update({"best_mode": labels[best], "best_mode_val_f1": float(val[best]),
+                    "best_mode_f1": float(s.loc[best, "test_f1"]), "best_mode_acc": float(s.loc[best, "test_acc"]),
+                    "matched_baseline": labels[base], "matched_baseline_val_f1": float(val[base]),
+                    "matched_baseline_f1": float(s.loc[base, "test_f1"]),
+                    "best_vs_matched": describe(diff, "higher than its matched baseline",
+                                                "lower than its matched baseline")})
+    plain = [a for a in val.index if configs[a].balance.mode == "baseline" and configs[a].balance.unimodal_weight == 0]
+    heads = [a for a in val.index if configs[a].balance.mode == "baseline" and configs[a].balance.unimodal_weight > 0]
+    if plain and heads:
+        diff = paired_seeds(_by_seed(table, heads[0], "test_f1"), _by_seed(table, plain[0], "test_f1"))
+        out.update({"plain_baseline_f1": float(s.loc[plain[0], "test_f1"]),
+                    "heads_baseline_f1": float(s.loc[heads[0], "test_f1"]),
+                    "heads_effect": describe(diff, "the unimodal heads raise test macro-F1",
+                                             "the unimodal heads lower test macro-F1")})
+    else:
+        out.update({"plain_baseline_f1": float("nan"), "heads_baseline_f1": float("nan"),
+                    "heads_effect": "not measured in this profile (it runs no baseline with unimodal heads)"})
+    base = plain[0] if plain else None
+    out.update({"baseline_gap": float(gaps.loc[base, "gap_mean_last10"]) if base else float("nan"),
+                "baseline_audio_acc": float(gaps.loc[base, "audio_acc"]) if base else float("nan"),
+                "baseline_visual_acc": float(gaps.loc[base, "visual_acc"]) if base else float("nan")})
+    return out
