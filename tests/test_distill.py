@@ -210,51 +210,78 @@ def test_deployment_builds_real_cpu_students_and_teachers_taken_from_section_01(
 
 
 # ============================================================================ the numbers 04/05's prose cites
-def test_dkd_headline_reads_differences_against_the_scratch_seed_spread():
-    """Hand-worked: scratch seeds 0.30 and 0.34 (mean 0.32, spread 0.04); v4 at 0.40 is +0.08, more than the
-    spread; β 8 -> 2 moves 0.33 -> 0.35 (+0.02), no more than it; a single scratch seed is not comparable."""
+class FakeRun:
+    """What the 04/05 headline reads of a student run: test / validation accuracy, retention, history."""
+
+    def __init__(self, test, val, retention=0.8, epochs=3):
+        self.key = f"run-{test}-{val}"
+        self.metrics = {"test": {"accuracy": test}, "val": {"accuracy": val}, "retention": retention,
+                        "best_epoch": epochs, "epochs_run": epochs}
+        import pandas as pd
+
+        self.history = pd.DataFrame({"epoch": range(1, epochs + 1), "val_accuracy": [val - 0.01 * (epochs - e)
+                                                                                      for e in range(1, epochs + 1)]})
+
+
+def fake_arms(spec: dict[str, tuple[str, list[float], list[float]]]):
+    """{arm: (method, test per seed, val per seed)} -> (runs, configs, table) named as with_seeds names them."""
+    from types import SimpleNamespace
+
     import pandas as pd
 
-    from fer_lib.report.distill import against_spread, dkd_headline
-
-    class R:
-        def __init__(self, acc):
-            self.metrics = {"test": {"accuracy": acc}}
-
-    table = pd.DataFrame({"accuracy": [0.30, 0.34, 0.31, 0.30, 0.33, 0.35, 0.40],
-                          "val_accuracy": [0.31, 0.33, 0.30, 0.29, 0.32, 0.36, 0.41],
-                          "method": ["none", "none", "kd", "kd", "dkd", "dkd", "kd"],
-                          "retention": [np.nan, np.nan, 0.8, 0.75, 0.8, 0.85, 0.6]},
-                         index=["scratch", "scratch_s1", "v1", "v2", "v3", "v3_1", "v4"])
-    labels = {n: n.upper() for n in table.index}
-    h = dkd_headline(table, {}, {"teacher": R(0.4), "teacher_strong": R(0.6)}, labels)
-    assert h["scratch_acc"] == pytest.approx(0.32) and h["scratch_spread"] == pytest.approx(0.04)
-    assert h["best_kd"] == "V4" and h["kd_gain"] == pytest.approx(0.08) and h["gain_vs_spread"] == "more than"
-    assert h["n_kd"] == 5 and h["n_kd_above_scratch"] == 2  # v3.1 (0.35) and v4 (0.40) beat 0.34
-    assert h["beta_relation"] == "raises" and h["beta_gain"] == pytest.approx(0.02)
-    assert h["beta_vs_spread"] == "no more than"
-    assert h["v4_minus_v2"] == pytest.approx(0.10) and h["v2_minus_v1"] == pytest.approx(-0.01)
-    assert against_spread(-0.05, 0.04, 2) == "more than"
-    assert against_spread(0.05, 0.04, 1).startswith("not comparable")
+    runs, configs = {}, {}
+    for arm, (method, tests, vals) in spec.items():
+        for seed, (t, v) in enumerate(zip(tests, vals)):
+            name = arm if seed == 0 else f"{arm}/seed{seed}"
+            runs[name] = FakeRun(t, v, retention=np.nan if method == "none" else 0.8)
+            configs[name] = SimpleNamespace(train=SimpleNamespace(seed=seed), distill=SimpleNamespace(method=method))
+    table = pd.DataFrame({n: {"accuracy": r.metrics["test"]["accuracy"], "val_accuracy": r.metrics["val"]["accuracy"],
+                              "method": configs[n].distill.method, "retention": r.metrics["retention"]}
+                          for n, r in runs.items()}).T
+    return runs, configs, table
 
 
-def test_the_distilled_arm_compared_with_scratch_is_picked_on_validation_not_test():
-    """Hand-worked: B has the best test accuracy (0.45) but C the best validation accuracy (0.42 vs 0.40), so C
-    (test 0.41) is the arm cited: +0.06 over the scratch mean 0.35, more than the 0.02 seed spread. In 04 the single-
-    and multi-teacher winners are picked on validation too: A (val 0.39) over B among single teachers; C among many."""
-    import pandas as pd
+def test_dkd_headline_states_each_difference_with_its_paired_interval_over_seeds():
+    """Hand-worked, three matched seeds: v3.1 - v3 = (0.02, 0.03, 0.01): mean 0.02, sd 0.01, t(2) 4.303, half-width
+    0.0248 -> the interval (-0.005, +0.045) holds zero: not detectable. v4 - v2 = (0.10, 0.11, 0.09): (+0.075, +0.125)
+    -> the stronger teacher helps. Validation ranks v4 first among the distilled arms."""
+    from fer_lib.report.distill import dkd_headline
 
+    runs, configs, table = fake_arms({
+        "scratch": ("none", [0.30, 0.34, 0.32], [0.31, 0.33, 0.32]),
+        "v1": ("kd", [0.31, 0.30, 0.32], [0.30, 0.30, 0.30]),
+        "v2": ("kd", [0.30, 0.31, 0.32], [0.29, 0.29, 0.29]),
+        "v3": ("dkd", [0.33, 0.32, 0.34], [0.32, 0.32, 0.32]),
+        "v3_1": ("dkd", [0.35, 0.35, 0.35], [0.36, 0.36, 0.36]),
+        "v4": ("kd", [0.40, 0.42, 0.41], [0.41, 0.41, 0.41])})
+    labels = {n: n.upper() for n in runs}
+    h = dkd_headline(table, runs, {"teacher": FakeRun(0.4, 0.4), "teacher_strong": FakeRun(0.6, 0.6)}, configs, labels)
+    assert h["beta_effect"] == "no difference detectable at this budget: +0.020 (95% CI -0.005 to +0.045, 3 seeds)"
+    assert h["v4_effect"] == "the stronger teacher helps: +0.100 (95% CI +0.075 to +0.125, 3 seeds)"
+    assert h["best_kd"] == "V4" and h["n_kd"] == 5 and h["scratch_ci"] == "0.320 ± 0.050 (n = 3)"
+    # v4 - scratch = (0.10, 0.08, 0.09): mean 0.09, sd 0.01 -> (+0.065, +0.115)
+    assert h["kd_vs_scratch"] == "a gain over the student from scratch: +0.090 (95% CI +0.065 to +0.115, 3 seeds)"
+    assert h["n_still_improving"] == len(runs) and h["ordering_settled"].startswith("the same")
+
+
+def test_the_distilled_arm_compared_with_scratch_is_picked_on_validation_and_blind_to_test():
+    """B has the best test accuracy but C the best mean validation accuracy, so C is the arm cited; scrambling every
+    test number leaves every selection (best distilled, best single, best multi) unchanged."""
     from fer_lib.report.distill import kd_headline
 
-    table = pd.DataFrame({"accuracy": [0.34, 0.36, 0.38, 0.45, 0.41, 0.37],
-                          "val_accuracy": [0.35, 0.35, 0.39, 0.38, 0.42, 0.40],
-                          "method": ["none", "none", "kd", "kd", "adaptive_alpha", "aver"]},
-                         index=["scratch", "scratch_s1", "A", "B", "C", "D"])
-    h = kd_headline(table, {n: n for n in table.index})
-    assert h["best_kd"] == "C" and h["best_kd_acc"] == pytest.approx(0.41)
-    assert h["kd_gain"] == pytest.approx(0.06) and h["gain_vs_spread"] == "more than"
-    assert h["best_single"] == "A" and h["best_single_acc"] == pytest.approx(0.38)
-    assert h["best_multi"] == "C" and h["n_kd"] == 4 and h["n_kd_above_scratch"] == 4
+    spec = {"scratch": ("none", [0.34, 0.36], [0.35, 0.35]), "A": ("kd", [0.38, 0.39], [0.39, 0.39]),
+            "B": ("kd", [0.45, 0.46], [0.38, 0.38]), "C": ("adaptive_alpha", [0.41, 0.42], [0.42, 0.42]),
+            "D": ("aver", [0.37, 0.37], [0.40, 0.40])}
+    runs, configs, table = fake_arms(spec)
+    labels = {n: n for n in runs}
+    h = kd_headline(table, runs, configs, labels)
+    assert (h["best_kd"], h["best_single"], h["best_multi"]) == ("C", "A", "C")
+    assert h["best_kd_acc"] == pytest.approx(0.415)
+    rng = np.random.default_rng(0)
+    scrambled = {a: (m, list(rng.random(2)), v) for a, (m, _, v) in spec.items()}
+    runs2, configs2, table2 = fake_arms(scrambled)
+    h2 = kd_headline(table2, runs2, configs2, labels)
+    assert (h2["best_kd"], h2["best_single"], h2["best_multi"]) == ("C", "A", "C")
 
 
 def test_retention_bars_show_only_distilled_arms_first_on_top_beside_the_seed():

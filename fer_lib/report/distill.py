@@ -6,7 +6,10 @@ from matplotlib.ticker import NullLocator
 import numpy as np
 import pandas as pd
 
+from ..config.params import arm_and_seed
+from ..metrics import best_on_validation, describe, fmt_mean_ci, mean_ci, verdict
 from ..runs import Run
+from .compare import arm_runs, budget_note, compare, test_value
 
 
 def teacher_table(runs: dict[str, Run], configs: dict) -> pd.DataFrame:
@@ -91,53 +94,92 @@ def retention_bars(table: pd.DataFrame, seed: pd.Series | None, labels: dict[str
     return ax.figure
 
 
-def against_spread(delta: float, spread: float, n_seeds: int) -> str:
-    """How a difference between two arms reads against seed noise: "more than" when ``|delta|`` exceeds the spread
-    (max - min) between the training seeds of the student from scratch, else "no more than"."""
-    if n_seeds < 2:
-        return "not comparable with (one seed only)"
-    return "more than" if abs(delta) > spread else "no more than"
+def scratch_comparison(table: pd.DataFrame, runs: dict[str, Run], configs: dict, labels: dict[str, str]) -> dict:
+    """The students from scratch (method none, one run per training seed) against the distilled arms. The arm compared
+    is the one with the best mean *validation* accuracy (``best_on_validation``); its test accuracy minus the scratch
+    student's is compared over matched seeds or, with one run, by a paired bootstrap of the test split
+    (``report.compare``). Also counts the distilled arms whose difference from scratch the interval calls a gain."""
+    arms = arm_runs(runs, configs)
+    method = {arm_and_seed(n)[0]: configs[n].distill.method for n in runs}
+    scratch = [a for a in arms if method[a] == "none"]
+    scratch_runs = {s: r for a in scratch for s, r in arms[a].items()}
+    distilled = [a for a in arms if method[a] != "none"]
+    val = arm_val_accuracy(runs, configs)
+    best = best_on_validation(val[distilled])
+    diff = compare(arms[best], scratch_runs, "accuracy")
+    diffs = {a: compare(arms[a], scratch_runs, "accuracy") for a in distilled}
+    scratch_ci = mean_ci([test_value(r, "accuracy") for r in scratch_runs.values()])
+    return {"scratch_acc": scratch_ci.estimate, "n_scratch": scratch_ci.n, "scratch_ci": fmt_mean_ci(scratch_ci),
+            "best_kd": labels[best], "best_kd_val_acc": float(val[best]),
+            "best_kd_acc": float(np.mean([test_value(r, "accuracy") for r in arms[best].values()])),
+            "kd_vs_scratch": describe(diff, "a gain over the student from scratch",
+                                      "a loss against the student from scratch"),
+            "kd_vs_scratch_budget": budget_note(diff), "n_kd": len(distilled),
+            "n_kd_gain": sum(verdict(d) == "higher" for d in diffs.values()),
+            "n_kd_loss": sum(verdict(d) == "lower" for d in diffs.values())}
 
 
-def scratch_comparison(table: pd.DataFrame, labels: dict[str, str]) -> dict:
-    """The students from scratch (method none, one per training seed) against the distilled arms. The arm compared is
-    the one with the best *validation* accuracy (picking the best test accuracy among many arms would flatter the
-    gain); its test gain over the scratch mean is called larger than the noise when it exceeds the spread (max - min)
-    between the scratch seeds. Also counts the distilled arms whose test accuracy beats every scratch seed."""
-    acc, val = table["accuracy"].astype(float), table["val_accuracy"].astype(float)
-    scratch = [n for n in table.index if table.loc[n, "method"] == "none"]
-    distilled = [n for n in table.index if table.loc[n, "method"] != "none"]
-    best = val[distilled].idxmax()
-    mean, spread = float(acc[scratch].mean()), float(acc[scratch].max() - acc[scratch].min())
-    gain = float(acc[best] - mean)
-    return {"scratch_acc": mean, "n_scratch": len(scratch), "scratch_spread": spread, "best_kd": labels[best],
-            "best_kd_acc": float(acc[best]), "kd_relation": "beats" if gain >= 0 else "trails", "kd_gain": abs(gain),
-            "gain_vs_spread": against_spread(gain, spread, len(scratch)), "n_kd": len(distilled),
-            "n_kd_above_scratch": int((acc[distilled] > acc[scratch].max()).sum())}
+def arm_val_accuracy(runs: dict[str, Run], configs: dict) -> pd.Series:
+    """Mean validation accuracy over each arm's seeds: what every selection in sections 04 and 05 reads."""
+    return pd.Series({arm: float(np.mean([r.metrics["val"]["accuracy"] for r in by_seed.values()]))
+                      for arm, by_seed in arm_runs(runs, configs).items()}, name="val_accuracy")
 
 
-def kd_headline(table: pd.DataFrame, labels: dict[str, str]) -> dict:
-    """Numbers section 04's prose cites: the single- and the multi-teacher arm each picked on validation accuracy."""
-    acc, val = table["accuracy"].astype(float), table["val_accuracy"].astype(float)
-    single = [n for n in table.index if table.loc[n, "method"] == "kd"]
-    multi = [n for n in table.index if table.loc[n, "method"] not in ("kd", "none")]
-    best_single, best_multi = val[single].idxmax(), val[multi].idxmax()
-    no_ce = acc.get("m3_resnets_no_ce", np.nan) - acc.get("m3_resnets", np.nan)
-    return {**scratch_comparison(table, labels), "best_single": labels[best_single],
-            "best_single_acc": acc[best_single], "best_multi": labels[best_multi], "best_multi_acc": acc[best_multi],
-            "no_ce_delta": no_ce}
+def kd_headline(table: pd.DataFrame, runs: dict[str, Run], configs: dict, labels: dict[str, str]) -> dict:
+    """Numbers section 04's prose cites: the single- and the multi-teacher arm each picked on validation accuracy,
+    and dropping CE from Method 3 (three ResNets) as a paired comparison."""
+    arms = arm_runs(runs, configs)
+    method = {arm_and_seed(n)[0]: configs[n].distill.method for n in runs}
+    val = arm_val_accuracy(runs, configs)
+    single = [a for a in arms if method[a] == "kd"]
+    multi = [a for a in arms if method[a] not in ("kd", "none")]
+    best_single, best_multi = best_on_validation(val[single]), best_on_validation(val[multi])
+    mean_acc = {a: float(np.mean([test_value(r, "accuracy") for r in arms[a].values()])) for a in arms}
+    out = {**scratch_comparison(table, runs, configs, labels), "best_single": labels[best_single],
+           "best_single_acc": mean_acc[best_single], "best_multi": labels[best_multi],
+           "best_multi_acc": mean_acc[best_multi]}
+    if "m3_resnets_no_ce" in arms and "m3_resnets" in arms:
+        out["no_ce_effect"] = describe(compare(arms["m3_resnets_no_ce"], arms["m3_resnets"], "accuracy"),
+                                       "a gain", "a loss")
+    else:
+        out["no_ce_effect"] = "not run in this profile"
+    return out
 
 
-def dkd_headline(table: pd.DataFrame, sruns: dict[str, Run], truns: dict[str, Run], labels: dict[str, str]) -> dict:
-    """Numbers section 05's prose cites."""
-    acc = table["accuracy"].astype(float)
-    beta_gain = acc["v3_1"] - acc["v3"]
-    scratch = scratch_comparison(table, labels)
-    return {**scratch, "v2_acc": acc["v2"], "v2_ret": table.loc["v2", "retention"],
-            "v3_acc": acc["v3"], "v3_1_acc": acc["v3_1"], "beta_relation": "raises" if beta_gain >= 0 else "lowers",
-            "beta_gain": abs(beta_gain),
-            "beta_vs_spread": against_spread(beta_gain, scratch["scratch_spread"], scratch["n_scratch"]),
-            "v4_minus_v2": acc["v4"] - acc["v2"], "v2_minus_v1": acc["v2"] - acc["v1"],
+def still_improving(runs: dict[str, Run]) -> int:
+    """How many runs picked their last epoch (validation still rising when training stopped)."""
+    return sum(int(r.metrics["best_epoch"]) >= int(r.metrics["epochs_run"]) for r in runs.values())
+
+
+def ordering_by_epoch(runs: dict[str, Run], names: list[str], metric: str = "val_accuracy") -> list[tuple[str, ...]]:
+    """Per epoch, ``names`` ordered by ``metric`` (best first)."""
+    curves = pd.DataFrame({n: runs[n].history.set_index("epoch")[metric] for n in names})
+    return [tuple(curves.columns[np.argsort(-row.to_numpy(), kind="stable")]) for _, row in curves.iterrows()]
+
+
+def dkd_headline(table: pd.DataFrame, sruns: dict[str, Run], truns: dict[str, Run], configs: dict,
+                 labels: dict[str, str]) -> dict:
+    """Numbers section 05's prose cites; every difference through ``report.compare`` with its verdict."""
+    arms = arm_runs(sruns, configs)
+    mean_acc = {a: float(np.mean([test_value(r, "accuracy") for r in arms[a].values()])) for a in arms}
+
+    def effect(a: str, b: str, up: str, down: str) -> str:
+        return describe(compare(arms[a], arms[b], "accuracy"), up, down)
+
+    order = ordering_by_epoch(sruns, ["v2", "v3", "v3_1"])
+    v3 = arms["v3"]
+    return {**scratch_comparison(table, sruns, configs, labels), "v2_acc": mean_acc["v2"],
+            "v2_ret": table.loc["v2", "retention"], "v3_acc": mean_acc["v3"], "v3_1_acc": mean_acc["v3_1"],
+            "v3_ret": float(np.mean([r.metrics["retention"] for r in v3.values()])),
+            "beta_effect": effect("v3_1", "v3", "β 2 above β 8", "β 2 below β 8"),
+            "dkd_vs_kd": effect("v3", "v2", "DKD (β 8) above KD", "DKD (β 8) below KD"),
+            "dkd2_vs_kd": effect("v3_1", "v2", "DKD (β 2) above KD", "DKD (β 2) below KD"),
+            "v4_effect": effect("v4", "v2", "the stronger teacher helps", "the stronger teacher hurts"),
+            "aug_effect": effect("v2", "v1", "AutoAugment+ helps", "AutoAugment+ hurts"),
+            "n_still_improving": still_improving(sruns), "n_runs": len(sruns),
+            "ordering_last": " > ".join(labels[n] for n in order[-1]),
+            "ordering_settled": ("the same as one epoch before" if len(order) > 1 and order[-1] == order[-2]
+                                 else "different from one epoch before: it is still changing"),
             "teacher_acc": truns["teacher"].metrics["test"]["accuracy"],
             "strong_teacher_acc": truns["teacher_strong"].metrics["test"]["accuracy"]}
 
