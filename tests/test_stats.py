@@ -90,3 +90,20 @@ def test_best_on_validation_refuses_test_scores_and_ignores_nan():
     assert best_on_validation({"t1": 0.3, "t2": 0.2}, lower_is_better=True) == "t2"
     with pytest.raises(SelectionError, match="validation scores only"):
         best_on_validation(pd.Series({"a": 0.4}, name="test_f1"))
+
+
+def test_weighted_ece_equals_ece_on_the_resampled_rows():
+    from fer_lib.metrics import ece, softmax
+    from fer_lib.metrics.stats import paired_bootstrap_ece, weighted_ece
+
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 7, 500)
+    probs = softmax(rng.normal(size=(500, 7)) * 2)
+    idx = rng.integers(0, 500, size=(5, 500))
+    weights = np.stack([np.bincount(i, minlength=500) for i in idx]).astype(float)
+    ours = weighted_ece(weights, probs, labels)
+    for row, i in enumerate(idx):
+        assert ours[row] == pytest.approx(ece(probs[i], labels[i]))
+    other = softmax(rng.normal(size=(500, 7)))
+    d = paired_bootstrap_ece(labels, probs, other, n_boot=200)
+    assert d.estimate == pytest.approx(ece(probs, labels) - ece(other, labels))

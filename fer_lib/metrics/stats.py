@@ -21,6 +21,8 @@ from typing import Callable, Mapping
 import numpy as np
 from scipy import stats as sps
 
+from .calibration import _bin_index
+
 LEVEL = 0.95
 NOT_DETECTABLE = "no difference detectable at this budget"
 
@@ -112,6 +114,27 @@ def paired_bootstrap(labels, pred_a, pred_b, metric: str = "macro_f1", num_class
     estimate = float(score(full, labels, pred_a, k)[0] - score(full, labels, pred_b, k)[0])
     weights = _resample_weights(labels.size, n_boot, seed)
     boots = score(weights, labels, pred_a, k) - score(weights, labels, pred_b, k)
+    low, high = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2])
+    return Interval(estimate, float(low), float(high), int(labels.size), "paired bootstrap over test samples", level)
+
+
+def weighted_ece(weights: np.ndarray, probs: np.ndarray, labels: np.ndarray, n_bins: int = 15) -> np.ndarray:
+    """ECE of each resample: sum_b |sum_{i in b} w_i (conf_i - correct_i)| / sum_i w_i, the bins of
+    ``fer_lib.metrics.ece`` (a sample's bin depends on its own confidence only, so resampling keeps it)."""
+    conf, correct = probs.max(1), (probs.argmax(1) == labels).astype(np.float64)
+    in_bin = (_bin_index(conf, n_bins)[:, None] == np.arange(n_bins)).astype(np.float64)
+    return np.abs(weights @ (in_bin * (conf - correct)[:, None])).sum(1) / weights.sum(1)
+
+
+def paired_bootstrap_ece(labels, probs_a, probs_b, n_bins: int = 15, n_boot: int = 2000, level: float = LEVEL,
+                         seed: int = 0) -> Interval:
+    """ECE(A) - ECE(B) on the test split with its paired bootstrap interval (one run each: test sampling only)."""
+    labels = np.asarray(labels).astype(np.int64)
+    probs_a, probs_b = np.asarray(probs_a, np.float64), np.asarray(probs_b, np.float64)
+    full = np.ones((1, labels.size))
+    estimate = float(weighted_ece(full, probs_a, labels, n_bins)[0] - weighted_ece(full, probs_b, labels, n_bins)[0])
+    weights = _resample_weights(labels.size, n_boot, seed)
+    boots = weighted_ece(weights, probs_a, labels, n_bins) - weighted_ece(weights, probs_b, labels, n_bins)
     low, high = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2])
     return Interval(estimate, float(low), float(high), int(labels.size), "paired bootstrap over test samples", level)
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..metrics import confusion_matrix, ece, softmax
+from ..metrics import confusion_matrix, describe, ece, paired_bootstrap, softmax
+from ..metrics.stats import paired_bootstrap_ece
 from ..models.ensemble import fuse_probs
 from ..runs import Run
 from .teachers import head_twin
@@ -119,3 +120,21 @@ def member_diversity(ensembles: dict[str, list[str]], member_runs: dict[str, Run
                       "shared errors": float((wrong_best & others_wrong).sum() / max(wrong_best.sum(), 1)),
                       "oracle acc": float(right.any(0).mean()), "weakest member acc": float(right.mean(1).min())}
     return pd.DataFrame(rows).T
+
+
+def against_best_single(ensemble: Run, single: Run) -> dict:
+    """The chosen ensemble against the best single teacher on test, one run each: macro-F1 and ECE differences with
+    their per-sample paired bootstrap intervals (test sampling only; a teacher is one training run)."""
+    e, t = ensemble.arrays(), single.arrays()
+    if not np.array_equal(e["test_labels"], t["test_labels"]):
+        raise ValueError(f"runs {ensemble.key} and {single.key} were tested on different samples")
+    labels, probs_ens, probs_single = e["test_labels"], e["test_probs"], softmax(t["test_logits"])
+    f1 = paired_bootstrap(labels, probs_ens.argmax(1), probs_single.argmax(1), "macro_f1")
+    calib = paired_bootstrap_ece(labels, probs_ens, probs_single)
+    gap_ens = float((probs_ens.argmax(1) == labels).mean() - probs_ens.max(1).mean())
+    gap_single = float((probs_single.argmax(1) == labels).mean() - probs_single.max(1).mean())
+    return {"ens_vs_single_f1": describe(f1, "a gain", "a loss"),
+            "ens_conf_gap": abs(gap_ens), "ens_conf_side": "below" if gap_ens > 0 else "above",
+            "single_conf_gap": abs(gap_single), "single_conf_side": "below" if gap_single > 0 else "above",
+            "ens_ece": ece(probs_ens, labels), "single_ece": ece(probs_single, labels),
+            "ens_vs_single_ece": describe(calib, "worse calibrated (higher ECE)", "better calibrated (lower ECE)")}

@@ -1,11 +1,13 @@
 """Section 03: ViT teachers under the initial and the revisit schedules (seed 000 §9.7, §9.7.1)."""
 from __future__ import annotations
 
-
+import numpy as np
 import pandas as pd
 
 from ..config import TeacherRunConfig
+from ..metrics import describe, verdict
 from ..runs import Run
+from .compare import compare
 from ..tasks.teacher import arm_configs  # noqa: F401 - the notebook builds its arms as vr.arm_configs
 
 SCHEDULE_KEYS = ("epochs", "warmup_epochs", "plain_logits_epochs", "arcface_warmup_epochs", "freeze_backbone_epochs",
@@ -47,14 +49,21 @@ def margin_on_epoch(cfg: TeacherRunConfig) -> float:
 
 
 def headline(table: pd.DataFrame, vits, labels, configs: dict | None = None, initial: str = "initial",
-             revisit: str = "revisit", llrd: str = "revisit + LLRD") -> dict:
+             revisit: str = "revisit", llrd: str = "revisit + LLRD", runs: dict | None = None) -> dict:
     """Glue for the prose: the revisit's macro-F1 change against the initial schedule per ViT and, when the
     table has the LLRD arm, its change against the plain revisit and how the ViTs were initialised (LLRD is a
     fine-tuning device: it keeps pretrained lower layers near their weights, and from random weights it only
-    slows them down)."""
+    slows them down). With ``runs``, each change carries its per-sample paired bootstrap interval on test and the
+    verdict it allows (one run per arm: the interval covers test sampling, not training noise); and the share of
+    the majority class, the accuracy of always answering it, is given for scale."""
     def change(prefix, label, new, old, why=""):
         a, b = table.loc[new, "macro_f1"], table.loc[old, "macro_f1"]
         d = a - b
+        if runs is not None:
+            diff = compare({0: runs[new]}, {0: runs[old]}, "macro_f1")
+            phrase = f"{label}, {describe(diff, 'it raises macro-F1', 'it lowers macro-F1')}{why}"
+            return {f"{prefix}_delta": abs(d), f"{prefix}_direction": verdict(diff, "raises", "lowers"),
+                    f"{prefix}_change": phrase}
         if round(abs(d), 3) == 0:
             direction, phrase = "leaves", f"leaves {label}'s macro-F1 unchanged at {a:.3f}{why}"
         else:
@@ -67,6 +76,11 @@ def headline(table: pd.DataFrame, vits, labels, configs: dict | None = None, ini
         out.update(change(v, labels[v], (v, revisit), (v, initial)), **{f"{v}_label": labels[v]})
         if (v, llrd) in table.index:
             out.update(change(f"{v}_llrd", labels[v], (v, llrd), (v, revisit), _frozen_note(table, configs, v, revisit, llrd)))
+    if runs is not None:
+        labels_test = next(iter(runs.values())).arrays()["test_labels"]
+        majority = float(np.bincount(labels_test).max() / labels_test.size)
+        out.update({"majority_acc": majority, "n_arms": len(table),
+                    "n_at_or_below_majority": int((table["accuracy"].astype(float) <= majority).sum())})
     if configs is not None:
         pretrained = [bool(c.model.pretrained_file or c.model.pretrained) for c in configs.values()]
         if all(pretrained):
