@@ -10,9 +10,13 @@ import pandas as pd
 from PIL import Image
 
 from ..config import PARAM_LIMIT
+from ..config.params import arm_and_seed
 from ..data.synthetic import PART_CLASSES
+from ..metrics import NOT_DETECTABLE, best_on_validation, describe, mean_ci, verdict
 from ..metrics.segmentation import challenge_fscore, pooled_fscore
+from ..metrics.stats import units
 from ..runs import Run
+from .compare import arm_runs, budget_note, compare
 
 
 def run_summary(runs: dict[str, Run], configs: dict) -> pd.DataFrame:
@@ -28,12 +32,37 @@ def run_summary(runs: dict[str, Run], configs: dict) -> pd.DataFrame:
     return pd.DataFrame(rows).T
 
 
-def ranking(runs: dict[str, Run]) -> pd.DataFrame:
-    """Validation F-score (selection) and held-out test F-score per arm, best first (ties keep the arms' order)."""
-    df = pd.DataFrame({n: {"val_fscore": r.metrics["val"]["fscore"], "test_fscore": r.metrics["test"]["fscore"],
-                           "val_miou": r.metrics["val"]["miou"], "best_epoch": r.metrics["best_epoch"]}
-                       for n, r in runs.items()}).T
-    return df.sort_values("val_fscore", ascending=False, kind="stable")
+def ranking(runs: dict[str, Run], configs: dict | None = None) -> pd.DataFrame:
+    """Per arm, best first by mean validation F-score over its seeds (the selection; ties keep the arms' order):
+    validation and held-out test F-score (means), the test F-score's 95% interval over seeds, seeds, best epoch
+    (of the arm's first seed). ``configs`` groups ``arm/seedN`` runs with their arm; without it each run is an arm."""
+    arms = arm_runs(runs, configs) if configs is not None else {n: {0: r} for n, r in runs.items()}
+    rows = {}
+    for arm, by_seed in arms.items():
+        test = mean_ci([r.metrics["test"]["fscore"] for r in by_seed.values()])
+        first = by_seed[min(by_seed)]
+        rows[arm] = {"val_fscore": float(np.mean([r.metrics["val"]["fscore"] for r in by_seed.values()])),
+                     "test_fscore": test.estimate, "test ± 95% CI": test.half_width if test.n > 1 else np.nan,
+                     "seeds": test.n, "val_miou": float(np.mean([r.metrics["val"]["miou"] for r in by_seed.values()])),
+                     "best_epoch": first.metrics["best_epoch"]}
+    df = pd.DataFrame(rows).T
+    best = best_on_validation(df["val_fscore"])
+    return df.loc[[best] + [a for a in df.sort_values("val_fscore", ascending=False, kind="stable").index
+                            if a != best]]
+
+
+def against_baseline(runs: dict[str, Run], configs: dict, base: str = "dice_1_0") -> pd.DataFrame:
+    """Each arm's test F-score minus the baseline's: paired over matched seeds (or, with one run each, a per-image
+    paired bootstrap of the test split), with the verdict its 95% interval allows."""
+    arms = arm_runs(runs, configs)
+    rows = {}
+    for arm, by_seed in arms.items():
+        if arm == base:
+            continue
+        diff = compare(by_seed, arms[base], "fscore")
+        rows[arm] = {"minus baseline": diff.estimate, "CI low": diff.low, "CI high": diff.high, "n": diff.n,
+                     "over": units(diff), "verdict": verdict(diff)}
+    return pd.DataFrame(rows).T
 
 
 def seed_table(seed: dict) -> pd.DataFrame:
@@ -102,31 +131,52 @@ def lr_pairs_f1(run: Run, split: str = "test") -> pd.DataFrame:
                          "no swap": {c: m[f"{split}_flip_noswap"][f"f1_{c}"] for c in cls}}).rename_axis("class")
 
 
-def headline(runs: dict[str, Run], labels: dict[str, str], seed: dict, on: str, off: str) -> dict:
-    """Numbers the section's prose cites."""
-    rank = ranking(runs)
+def headline(runs: dict[str, Run], labels: dict[str, str], seed: dict, on: str, off: str,
+             configs: dict | None = None) -> dict:
+    """Numbers the section's prose cites: the arm with the best mean validation F-score, its test F-score and its
+    difference from the Dice 1.0 baseline with its interval and verdict; LMSA on vs off the same way. The selected
+    run (per-class tables, predictions, the submission) is the best arm's first seed (``selected_run``)."""
+    rank = ranking(runs, configs)
+    arms = arm_runs(runs, configs) if configs is not None else {n: {0: r} for n, r in runs.items()}
     best = rank.index[0]
-    base = "dice_1_0" if "dice_1_0" in runs else rank.index[-1]
-    pit = pitfalls(runs[best])
-    m = runs[best].metrics
+    base = "dice_1_0" if "dice_1_0" in arms else rank.index[-1]
+    run = arms[best][min(arms[best])]
+    pit = pitfalls(run)
+    m = run.metrics
     seed_best = max((r["val_fscore"], k) for k, r in seed["ranking"].items() if r["val_fscore"] is not None)
+    vs_base = compare(arms[best], arms[base], "fscore") if best != base else None
+    lmsa = compare(arms[on], arms[off], "fscore")
+    detected = against_baseline(runs, configs, base) if configs is not None else pd.DataFrame()
     return {
         "best_arm": labels[best], "best_val_fscore": rank.loc[best, "val_fscore"],
         "best_test_fscore": rank.loc[best, "test_fscore"], "best_test_fscore_tta": m["test_flip"]["fscore"],
         "best_test_miou": m["test"]["miou"], "worst_arm": labels[rank.index[-1]],
-        "worst_val_fscore": rank.loc[rank.index[-1], "val_fscore"],
+        "worst_val_fscore": rank.loc[rank.index[-1], "val_fscore"], "n_seeds": int(rank["seeds"].min()),
         "base_val_fscore": rank.loc[base, "val_fscore"],
-        "best_minus_base": rank.loc[best, "val_fscore"] - rank.loc[base, "val_fscore"],
+        "best_vs_base": (describe(vs_base, "higher than the Dice 1.0 baseline", "lower than the Dice 1.0 baseline")
+                         if vs_base is not None else "the baseline itself"),
+        "best_vs_base_budget": budget_note(vs_base) if vs_base is not None else "",
+        "n_arms_differ": int((detected["verdict"] != NOT_DETECTABLE).sum()) if len(detected) else 0,
+        "n_arms_compared": len(detected),
         "seed_best_arm": seed["ranking"][seed_best[1]]["label"], "seed_best_val": seed_best[0],
-        "lmsa_delta_val": runs[on].metrics["val"]["fscore"] - runs[off].metrics["val"]["fscore"],
-        "lmsa_delta_test": runs[on].metrics["test"]["fscore"] - runs[off].metrics["test"]["fscore"],
-        "lmsa_params": runs[on].metrics["lmsa_params"], "params": runs[on].metrics["params"],
+        "lmsa_effect": describe(lmsa, "LMSA raises the test F-score", "LMSA lowers the test F-score"),
+        "lmsa_delta_val": float(np.mean([r.metrics["val"]["fscore"] for r in arms[on].values()])
+                                - np.mean([r.metrics["val"]["fscore"] for r in arms[off].values()])),
+        "lmsa_params": runs[on].metrics["lmsa_params"],
+        "params": runs[on].metrics["params"],
         "params_share": runs[on].metrics["params"] / PARAM_LIMIT, "param_limit": PARAM_LIMIT,
         "pooled_gap": float(pit.loc[pit.index[1], "test"] - pit.loc[pit.index[0], "test"]),
         "noswap_gap": float(pit.loc["flip TTA, no swap", "test"] - pit.loc["flip TTA, L/R swapped back", "test"]),
         "pooled_batch": m["pooled_batch"], "input_px": m["input"]["size"],
         "mask_px": m["mask_size"][0],
     }
+
+
+def selected_run(runs: dict[str, Run], configs: dict) -> str:
+    """The run name of the arm validation selects (best mean validation F-score), at its first seed: the run whose
+    per-class scores, predictions and submission the section shows, and whose weights a publish keeps."""
+    best = ranking(runs, configs).index[0]
+    return min((n for n in runs if arm_and_seed(n)[0] == best), key=lambda n: configs[n].train.seed)
 
 
 @dataclass

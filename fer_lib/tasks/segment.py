@@ -211,9 +211,16 @@ def seg_configs(data: dict, model: dict, train: dict, loss: dict, augment: dict,
 
 
 def selected_arm(runs: dict) -> str:
-    """The arm validation selects: the highest validation F-score, ties going to the earlier arm (section 06's
-    ranking, and the run whose weights ``fer-runs publish`` keeps)."""
-    return max(runs, key=lambda name: (runs[name].metrics["val"]["fscore"], -list(runs).index(name)))
+    """The run validation selects: the arm with the highest mean validation F-score over its seeds (``arm/seedN``
+    runs join their arm), ties going to the earlier arm, at the arm's own run (section 06's ranking, and the run
+    whose weights ``fer-runs publish`` keeps)."""
+    from ..config.params import arm_and_seed
+    from ..metrics import best_on_validation
+
+    scores: dict[str, list[float]] = {}
+    for name, run in runs.items():
+        scores.setdefault(arm_and_seed(name)[0], []).append(run.metrics["val"]["fscore"])
+    return best_on_validation({arm: sum(v) / len(v) for arm, v in scores.items()})
 
 
 def load_segmenter(run: Run | str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
