@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from fer_lib.config.params import PROFILES
-from fer_lib.report.pipeline import SECTIONS, build_book, run_sections
+from fer_lib.report.pipeline import BOOK_ORDER, SECTIONS, build_book, run_sections
 from fer_lib.tasks import teacher_configs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,7 +33,8 @@ def test_every_section_has_a_notebook_and_the_toc_follows_the_pipeline():
     assert {p.stem for p in NOTEBOOKS} == {s.name for s in SECTIONS}
     toc = yaml.safe_load((ROOT / "book" / "_toc.yml").read_text())
     files = [toc["root"]] + [c["file"] for c in toc["chapters"]]
-    assert files == [f"sections/{s.name}" for s in SECTIONS]
+    assert files == [f"sections/{name}" for name in BOOK_ORDER]
+    assert sorted(BOOK_ORDER) == sorted(s.name for s in SECTIONS)
     assert (ROOT / "book" / "_config.yml").resolve() == (ROOT / "_config.yml").resolve()  # one copy
 
 

@@ -168,6 +168,8 @@ def units(diff: Interval) -> str:
 
 def fmt_interval(diff: Interval, digits: int = 3) -> str:
     """``+0.073 (95% CI +0.041 to +0.105, 3 seeds)``; a single run has no interval and says so."""
+    if diff.method == "exact count":
+        return f"{diff.estimate:+,.0f} (an exact count: no sampling)"
     if not math.isfinite(diff.low):
         return f"{diff.estimate:+.{digits}f} (one run: no interval)"
     return (f"{diff.estimate:+.{digits}f} ({diff.level:.0%} CI {diff.low:+.{digits}f} to {diff.high:+.{digits}f}, "

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..metrics import best_on_validation, describe, mean_ci, paired_seeds, verdict
+from ..metrics import Interval, best_on_validation, describe, mean_ci, paired_seeds, verdict
 from ..runs import Run
 
 Runs = dict[str, dict[int, Run]]
@@ -191,4 +191,25 @@ def headline(table: pd.DataFrame, labels: dict[str, str], configs: dict) -> dict
     out.update({"baseline_gap": float(gaps.loc[base, "gap_mean_last10"]) if base else float("nan"),
                 "baseline_audio_acc": float(gaps.loc[base, "audio_acc"]) if base else float("nan"),
                 "baseline_visual_acc": float(gaps.loc[base, "visual_acc"]) if base else float("nan")})
+    return out
+
+
+def seed_claims(table: pd.DataFrame, configs: dict) -> list[dict]:
+    """Seed 004's headline claims (``claims.yaml``) as comparisons with each mode's matched baseline over seeds:
+    staleness τ 2 has the best macro-F1; frequency k 2 has the lowest utilization gap, at a cost in accuracy."""
+    def against(arm: str, col: str) -> Interval | None:
+        base = matched_baseline(configs, arm) if arm in configs else None
+        return None if base is None else paired_seeds(_by_seed(table, arm, col), _by_seed(table, base, col))
+
+    specs = [("004-staleness-best-f1", "stale_t2", "test_f1", "higher", "staleness τ 2 minus its matched baseline, "
+              "test macro-F1"),
+             ("004-freq-k2-best-balance", "freq_k2", "gap_mean_last10", "lower", "frequency k 2 minus its matched "
+              "baseline, utilization gap (last 10 epochs)"),
+             ("004-freq-k2-accuracy-cost", "freq_k2", "test_acc", "lower", "frequency k 2 minus its matched "
+              "baseline, test accuracy")]
+    out = []
+    for claim_id, arm, col, expects, what in specs:
+        diff = against(arm, col)
+        out.append({"claim_id": claim_id, "diffs": diff, "expects": expects, "what": what} if diff is not None else
+                   {"claim_id": claim_id, "why": f"this profile runs no {arm} arm with a matched baseline"})
     return out

@@ -190,3 +190,39 @@ def initialisation(configs: dict) -> str:
     from ..models.weights import weights_of
 
     return "; ".join(f"{c.name}: {weights_of(c.model).words}" for c in configs.values())
+
+
+def _claim(claim_id: str, arms: dict, pairs: list[tuple[str, str]], expects: str, what: str) -> dict:
+    """A claim comparing arm pairs (A minus B test accuracy), or why this profile cannot test it."""
+    missing = sorted({a for pair in pairs for a in pair if a not in arms})
+    if missing:
+        return {"claim_id": claim_id, "why": f"this profile runs no {', '.join(missing)} arm"}
+    return {"claim_id": claim_id, "diffs": [compare(arms[a], arms[b], "accuracy") for a, b in pairs],
+            "expects": expects, "what": what}
+
+
+def kd_claims(runs: dict[str, Run], configs: dict) -> list[dict]:
+    """Seed 002's headline claims on this build's runs (test accuracy, A minus B): single-teacher KD beats scratch;
+    DenseNet single-teacher KD beats the best multi-teacher method (picked on validation); Method 3 at T 8 beats T 4."""
+    arms = arm_runs(runs, configs)
+    method = {arm_and_seed(n)[0]: configs[n].distill.method for n in runs}
+    val = arm_val_accuracy(runs, configs)
+    scratch = {s: r for a in arms if method[a] == "none" for s, r in arms[a].items()}
+    single = [a for a in arms if method[a] == "kd"]
+    multi = [a for a in arms if method[a] not in ("kd", "none")]
+    out = [_claim("002-kd-beats-scratch", {**arms, "scratch": scratch}, [(best_on_validation(val[single]), "scratch")],
+                  "higher", "best single-teacher KD (on validation) minus scratch, test accuracy")]
+    out.append(_claim("002-densenet-single-beats-multi", arms, [("kd_densenet", best_on_validation(val[multi]))],
+                      "higher", "DenseNet single-teacher KD minus the best multi-teacher arm (on validation)"))
+    out.append(_claim("002-method3-temp8", arms, [("m3_t8", "m3_t4")], "higher", "Method 3 at T 8 minus T 4"))
+    return out
+
+
+def dkd_claims(runs: dict[str, Run], configs: dict) -> list[dict]:
+    """Seed 003's headline claims on this build's runs (test accuracy, A minus B): KD (v2) beats both DKD arms; DKD
+    at β 8 falls below β 2; the stronger teacher (v4) ties v2."""
+    arms = arm_runs(runs, configs)
+    return [_claim("003-kd-beats-dkd", arms, [("v2", "v3"), ("v2", "v3_1")], "higher",
+                   "KD (v2) minus DKD β 8 (v3); minus DKD β 2 (v3.1)"),
+            _claim("003-dkd-beta8-collapse", arms, [("v3", "v3_1")], "lower", "DKD β 8 minus β 2"),
+            _claim("003-capacity-saturation", arms, [("v4", "v2")], "equal", "stronger teacher (v4) minus v2")]

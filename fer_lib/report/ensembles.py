@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..metrics import confusion_matrix, describe, ece, paired_bootstrap, softmax
+from ..metrics import Interval, confusion_matrix, describe, ece, paired_bootstrap, softmax
 from ..metrics.stats import paired_bootstrap_ece
 from ..models.ensemble import fuse_probs
 from ..runs import Run
@@ -138,3 +138,43 @@ def against_best_single(ensemble: Run, single: Run) -> dict:
             "single_conf_gap": abs(gap_single), "single_conf_side": "below" if gap_single > 0 else "above",
             "ens_ece": ece(probs_ens, labels), "single_ece": ece(probs_single, labels),
             "ens_vs_single_ece": describe(calib, "worse calibrated (higher ECE)", "better calibrated (lower ECE)")}
+
+
+def seed_claims(ens_runs: dict[str, Run], teacher_runs: dict[str, Run], chosen: str, best_single: str,
+                ensembles: dict[str, dict]) -> list[dict]:
+    """Seed 000's ensemble claims on this build's runs, one run each (per-sample paired bootstrap of the test split):
+    RN18 + B3 beats the other pairs (macro-F1); the chosen ensemble beats the best single teacher (macro-F1) and is
+    better calibrated (ECE); the RN18 + B3 ensemble has fewer parameters than the CNN + ViT hybrid (an exact count)."""
+    def predicted(run: Run) -> tuple[np.ndarray, np.ndarray]:
+        a = run.arrays()
+        return a["test_labels"], (a["test_probs"] if "test_probs" in a else softmax(a["test_logits"]))
+
+    def f1_diff(a: Run, b: Run):
+        (labels, pa), (_, pb) = predicted(a), predicted(b)
+        return paired_bootstrap(labels, pa.argmax(1), pb.argmax(1), "macro_f1")
+
+    out = []
+    pair = next((n for n, s in ensembles.items() if sorted(s["members"]) == ["efficientnet_b3", "resnet18"]), None)
+    others = [n for n, s in ensembles.items() if len(s["members"]) == 2 and n != pair]
+    if pair and others:
+        out.append({"claim_id": "000-rn18-b3-ensemble-chosen", "expects": "higher",
+                     "diffs": [f1_diff(ens_runs[pair], ens_runs[n]) for n in others],
+                     "what": f"{pair} minus " + ", ".join(others) + ", test macro-F1"})
+    else:
+        out.append({"claim_id": "000-rn18-b3-ensemble-chosen", "why": "this profile has no RN18 + B3 pair to rank"})
+    out.append({"claim_id": "000-ensemble-beats-best-single", "expects": "higher",
+                "diffs": f1_diff(ens_runs[chosen], teacher_runs[best_single]),
+                "what": f"chosen ensemble ({chosen}) minus the best single teacher, test macro-F1"})
+    (labels, pe), (_, ps) = predicted(ens_runs[chosen]), predicted(teacher_runs[best_single])
+    out.append({"claim_id": "000-ensemble-calibration", "expects": "lower", "diffs": paired_bootstrap_ece(labels, pe, ps),
+                "what": f"chosen ensemble ({chosen}) minus the best single teacher, test ECE (before temperature scaling)"})
+    hybrid = next((n for n, s in ensembles.items() if any(m.startswith("vit") for m in s["members"])), None)
+    if pair and hybrid:
+        size = {n: sum(teacher_runs[m].metrics["params"] for m in ensembles[n]["members"]) for n in (pair, hybrid)}
+        d = float(size[pair] - size[hybrid])
+        out.append({"claim_id": "000-deployment-size", "expects": "lower",
+                    "diffs": Interval(d, d, d, 1, "exact count"),
+                    "what": f"parameters of {pair} minus {hybrid} (members' sum)"})
+    else:
+        out.append({"claim_id": "000-deployment-size", "why": "this profile has no RN18 + B3 pair or no hybrid"})
+    return out

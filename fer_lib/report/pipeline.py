@@ -56,9 +56,16 @@ SECTIONS = (
     SectionSpec("07_asgml"),
     SectionSpec("08_deployment", ("01_teachers", "02_ensembles", "04_kd_cifar", "05_dkd_sweep")),
     SectionSpec("09_calibration", ("01_teachers", "02_ensembles")),
+    # the Claims page reads what every section recorded of the seeds' claims, so it runs after them; the book shows
+    # it right after the introduction (BOOK_ORDER)
+    SectionSpec("claims", ("01_teachers", "02_ensembles", "03_vit_revisit", "04_kd_cifar", "05_dkd_sweep",
+                           "06_segmentation", "07_asgml", "08_deployment", "09_calibration")),
     SectionSpec("appendix", ("intro", "00_data", "01_teachers", "02_ensembles", "03_vit_revisit", "04_kd_cifar",
                              "05_dkd_sweep", "06_segmentation", "07_asgml", "08_deployment", "09_calibration")),
 )
+
+#: The order of the book's pages: build order, with the Claims page moved up to follow the introduction.
+BOOK_ORDER = ("intro", "claims") + tuple(s.name for s in SECTIONS if s.name not in ("intro", "claims"))
 
 
 def fer_lib_digest() -> str:

@@ -25,6 +25,7 @@ class Section:
         self.name, self.profile, self.params = name, profile, params
         self.started, self._t0 = now(), time.perf_counter()
         self.runs: list[dict] = []
+        self.findings: list[dict] = []
         self.differs = differs_from_profile(name, profile, params)
         if self.differs:
             warnings.warn(f"section {name} claims the {profile} profile but its parameters {', '.join(self.differs)} "
@@ -58,8 +59,39 @@ class Section:
                           "trained_on": trained_on(prov), "git_commit": prov.get("git_commit")})
         return run
 
+    def claim(self, claim_id: str, diffs, expects: str, what: str, data: str) -> dict:
+        """Record this build's test of a seed claim (``claims.yaml``): ``diffs`` the Interval(s) of the comparison
+        it makes (A minus B), ``expects`` the direction the seed asserts; the Claims page shows the verdict."""
+        from .claims import finding
+
+        record = finding(claim_id, diffs, expects, what, f"{self.profile}; {data}")
+        self.findings.append(record)
+        return record
+
+    def claim_untestable(self, claim_id: str, why: str, data: str) -> dict:
+        from .claims import untestable
+
+        record = untestable(claim_id, why, f"{self.profile}; {data}")
+        self.findings.append(record)
+        return record
+
+    def claims(self, specs: list[dict], data: str) -> pd.DataFrame:
+        """Record a report module's ``seed_claims`` (each ``{claim_id, diffs, expects, what}``, or ``{claim_id, why}``
+        when this profile cannot test it) and show them."""
+        for spec in specs:
+            if "why" in spec:
+                self.claim_untestable(spec["claim_id"], spec["why"], data)
+            else:
+                self.claim(data=data, **spec)
+        shown = self.findings[-len(specs):] if specs else []
+        return pd.DataFrame(shown).set_index("id") if shown else pd.DataFrame()
+
     def finish(self, *datasets) -> pd.DataFrame:
         wall = time.perf_counter() - self._t0
+        if self.findings:
+            from .claims import write_findings
+
+            write_findings(self.name, self.findings)
         record = {"section": self.name, "profile": self.profile, **environment(), "started": self.started,
                   "finished": now(), "wall_seconds": round(wall, 1), "params": self.params,
                   "datasets": {d.name: d.fingerprint[:16] for d in datasets if d is not None},

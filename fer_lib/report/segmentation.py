@@ -231,3 +231,20 @@ def write_submission(run: Run, images_dir: str | None, data=None, n_synthetic: i
         raise ValueError(f"{len(result.failed)} of the images in {src} could not be predicted: " + "; ".join(
             f"{f.name}: {why}" for f, why in result.failed))
     return Submission(label, result.written, base / "submission.zip")
+
+
+def seed_claims(runs: dict[str, Run], configs: dict) -> list[dict]:
+    """Seed 001's headline claims on this build's runs (test F-score, A minus B): Dice 1.5 beats Dice 1.0; strong
+    augmentation falls below the baseline; LMSA helps (on minus off)."""
+    arms = arm_runs(runs, configs)
+    specs = [("001-dice15-best", "dice_1_5", "dice_1_0", "higher", "Dice 1.5 minus Dice 1.0"),
+             ("001-strong-aug-hurts", "strong_aug", "dice_1_0", "lower", "strong augmentation minus baseline"),
+             ("001-lmsa-critical", "dice_1_0", "no_lmsa", "higher", "LMSA on minus off")]
+    out = []
+    for claim_id, a, b, expects, what in specs:
+        if a in arms and b in arms:
+            out.append({"claim_id": claim_id, "diffs": compare(arms[a], arms[b], "fscore"), "expects": expects,
+                        "what": f"{what}, test F-score"})
+        else:
+            out.append({"claim_id": claim_id, "why": f"this profile runs no {a if a not in arms else b} arm"})
+    return out

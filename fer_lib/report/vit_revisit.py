@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import TeacherRunConfig
-from ..metrics import describe, verdict
+from ..metrics import Interval, describe, verdict
 from ..runs import Run
 from .compare import compare
 from ..tasks.teacher import arm_configs  # noqa: F401 - the notebook builds its arms as vr.arm_configs
@@ -103,3 +103,25 @@ def _frozen_note(table: pd.DataFrame, configs: dict | None, v: str, revisit: str
         return (" (both arms' best checkpoints on validation come from the frozen-backbone epochs, where only the "
                 "head trains and LLRD, which scales the backbone's learning rates, has nothing to act on)")
     return ""
+
+
+def seed_claims(runs: dict, configs: dict, vits, labels, initial: str = "initial", revisit: str = "revisit") -> list[dict]:
+    """Seed 000's ViT-schedule claims on this build's runs: the revisit does not beat the initial schedule (test
+    macro-F1, revisit minus initial per ViT, paired bootstrap); ViT Tiny collapses when the margin switches on
+    (validation macro-F1 a few epochs after the switch minus at the switch: one run, no interval)."""
+    out = [{"claim_id": "000-vit-revisit-no-gain", "expects": "lower",
+            "diffs": [compare({0: runs[v, revisit]}, {0: runs[v, initial]}, "macro_f1") for v in vits],
+            "what": "revisit minus initial, test macro-F1, " + " / ".join(labels[v] for v in vits)}]
+    v = "vit_tiny" if "vit_tiny" in vits else vits[0]
+    h = runs[v, initial].history.set_index("epoch")["val_macro_f1"]
+    on = margin_on_epoch(configs[v, initial])
+    before, after = h[h.index <= on], h[h.index > on]
+    if len(before) and len(after):
+        d = float(after.iloc[:3].min() - before.iloc[-1])
+        out.append({"claim_id": "000-vit-margin-collapse", "expects": "lower",
+                    "diffs": Interval(d, -np.inf, np.inf, 1, "one run"),
+                    "what": f"{labels[v]}, initial schedule: lowest validation macro-F1 in the 3 epochs after the "
+                            f"margin switches on minus the last before (one run, per-epoch predictions not kept)"})
+    else:
+        out.append({"claim_id": "000-vit-margin-collapse", "why": "the run ends before the margin switches on"})
+    return out
