@@ -119,6 +119,11 @@ def test_smoke_report_executes_and_builds_with_warnings_as_errors(tmp_path, monk
         assert "Parameters of this build" in html[name] and "profile on" in html[name], f"{name}: no build header"
         assert "toggle-hidden" in html[name] or "tag_hide-input" in html[name], f"{name}: code is not collapsed"
     assert "smoke" in html["intro"]
+    assert "meaningless by design" in html["claims"]
+    # every seed claim is wired to a computation: some section recorded it (smoke lacks no arm a claim needs)
+    from fer_lib.report.claims import load_claims, read_findings
+    recorded = read_findings(book / "_artifacts")
+    assert {c["id"] for c in load_claims()} <= set(recorded), "claims no section recorded"
     assert_nothing_loads_from_the_web(book / "_build" / "html")
     prov = json.loads((book / "_artifacts" / "provenance" / "01_teachers.json").read_text())
     assert prov["profile"] == "smoke" and prov["runs"] and all(not r["cached"] for r in prov["runs"])
