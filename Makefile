@@ -23,8 +23,9 @@ report: $(VENV)/.installed
 # book built with warnings as errors. pytest exits 5 when no test ran, which fails the target like any error.
 test: $(VENV)/.installed
 	$(BIN)/ruff check fer_lib tests benchmarks
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m "not slow and not slurm"
 	$(BIN)/python -m pytest -q -m slow --durations=0
+	$(BIN)/python -m pytest -q -m slurm --durations=0
 
 # JupyterLab with the project's kernel (the venv's python3, with the thread policy that shares the cores) and
 # notebook progress bars. Notebooks under notebooks/ are saved without outputs (fer_lib.report.lab.strip_outputs).
@@ -50,7 +51,7 @@ check: $(VENV)/.installed
 	$(BIN)/fer-report --profile $(PROFILE) --check
 
 unit: $(VENV)/.installed
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m "not slow and not slurm"
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/engine_throughput.py

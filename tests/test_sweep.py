@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import re
 import stat
 from pathlib import Path
@@ -20,8 +21,24 @@ STAND_INS = {
     "sbatch": '#!/usr/bin/env bash\nn=$(( $(ls "$FAKE_SLURM" | grep -c "^job") + 1001 ))\n'
               'cp "$1" "$FAKE_SLURM/job$n.sh"\necho "Submitted batch job $n"\n',
     "srun": '#!/usr/bin/env bash\nexec "$@"\n',
-    "squeue": '#!/usr/bin/env bash\ncat "$FAKE_SLURM/squeue_state" 2>/dev/null\n',
+    # squeue -h -r -j ID,ID -o "%i|%T|%r": per job, spool/state_<id> or else spool/squeue_state ("STATE" or
+    # "STATE|REASON"; empty: the job left the queue); spool/squeue_fail: its text on stderr, exit 1
+    "squeue": '#!/usr/bin/env bash\necho "$*" >> "$FAKE_SLURM/squeue.log"\n'
+              'if [ -f "$FAKE_SLURM/squeue_fail" ]; then cat "$FAKE_SLURM/squeue_fail" >&2; exit 1; fi\n'
+              'ids=""\nwhile [ $# -gt 0 ]; do case "$1" in -j|--jobs) ids="$2"; shift;; esac; shift; done\n'
+              'for id in ${ids//,/ }; do\n'
+              '  if [ -f "$FAKE_SLURM/state_$id" ]; then st=$(cat "$FAKE_SLURM/state_$id")\n'
+              '  else st=$(cat "$FAKE_SLURM/squeue_state" 2>/dev/null); fi\n'
+              '  if [ -n "$st" ]; then echo "$id|$st"; fi\ndone\n',
+    "scancel": '#!/usr/bin/env bash\n'
+               'if [ -f "$FAKE_SLURM/scancel_fail" ]; then cat "$FAKE_SLURM/scancel_fail" >&2; exit 1; fi\n'
+               'echo "$*" >> "$FAKE_SLURM/scancel.log"\n',
+    "scontrol": '#!/usr/bin/env bash\n'
+                'if [ -f "$FAKE_SLURM/scontrol_fail" ]; then cat "$FAKE_SLURM/scontrol_fail" >&2; exit 1; fi\n'
+                'echo "Configuration data as of 2025-01-01T00:00:00"\necho "MaxArraySize            = '
+                '$(cat "$FAKE_SLURM/max_array" 2>/dev/null || echo 1001)"\necho "MaxJobCount             = 10000"\n',
 }
+CONTROLLER_DOWN = "slurm_load_jobs error: Unable to contact slurm controller (connect failure)\n"
 
 
 @pytest.fixture
@@ -183,3 +200,229 @@ def test_jobs_folder_is_next_to_the_store(tmp_path):
     from fer_lib.tasks.sweep import jobs_folder
 
     assert jobs_folder(RunStore(tmp_path / "runs")) == Path(tmp_path / "runs" / "jobs")
+
+
+# ----------------------------------------------------------------------------- issue 36: hardening the launchers
+def _launch_cli(argv, monkeypatch, store_root):
+    """fer-train with the store at ``store_root`` and no published tier; returns its exit status."""
+    from fer_lib.tasks.cli import main
+
+    monkeypatch.setenv("FER_RUNS", str(store_root))
+    monkeypatch.setenv("FER_RESULTS", "")
+    with pytest.raises(SystemExit) as done:
+        main(argv)
+    return done.value.code
+
+
+def test_cpu_only_slurm_jobs_request_no_gpu_one_task_and_cpus_per_run(tmp_path, fake_slurm, monkeypatch, capsys):
+    from fer_lib.tasks.sweep import slurm_parameters
+
+    cpu = slurm_parameters("smoke", 0, SlurmOptions(gpus_per_run=0, cpus_per_run=3), deps=[])
+    assert "gpus_per_node" not in cpu and cpu["ntasks_per_node"] == 1 and cpu["cpus_per_task"] == 3
+    gpu = slurm_parameters("smoke", 0, SlurmOptions(gpus_per_run=2, cpus_per_gpu=6), deps=["7_1"])
+    assert gpu["gpus_per_node"] == 2 and gpu["ntasks_per_node"] == 2 and gpu["cpus_per_task"] == 6
+    assert gpu["dependency"] == "afterok:7_1"
+    # end to end through fer-train: the sbatch script asks for one task with --cpus-per-run CPUs and no GPU
+    code = _launch_cli(["--profile", "smoke", "--sections", "06_segmentation", "--launcher", "slurm",
+                        "--gpus-per-run", "0", "--cpus-per-run", "3"], monkeypatch, tmp_path / "runs")
+    assert code == 0, capsys.readouterr().err
+    script = (fake_slurm / "job1001.sh").read_text()
+    assert "#SBATCH --ntasks-per-node=1" in script and "#SBATCH --cpus-per-task=3" in script
+    assert "gpu" not in script.lower() and "--ntasks-per-node=0" not in script
+    job = pickle.loads(next((tmp_path / "runs" / "jobs").rglob("*.pkl")).read_bytes())
+    assert job.function.threads == 3  # the run uses the cores it was given
+
+
+@pytest.mark.parametrize("option, value", [("--max-parallel", "0"), ("--max-parallel", "-2"),
+                                           ("--gpus-per-run", "-1"), ("--cpus-per-run", "0"),
+                                           ("--slurm-signal", "KILL"), ("--slurm-signal-delay-s", "-5")])
+def test_impossible_sweep_options_are_refused_with_one_line(option, value, tmp_path, fake_slurm, monkeypatch,
+                                                           capsys):
+    # (the stand-in Slurm launcher: were an option accepted, nothing would train or loop here)
+    code = _launch_cli(["--profile", "smoke", "--sections", "06_segmentation", "--launcher", "slurm",
+                        option, value], monkeypatch, tmp_path / "runs")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and option in err[-1] and "error" in err[-1]
+    assert not list(fake_slurm.glob("job*.sh"))
+
+
+def test_run_local_refuses_max_parallel_below_one_instead_of_looping(tmp_path, plan04, monkeypatch):
+    import fer_lib.tasks.sweep as sweep
+
+    def no_endless_loop(_):
+        raise RuntimeError("run_local is looping without starting anything")
+
+    monkeypatch.setattr(sweep.time, "sleep", no_endless_loop)
+    jobs = JobPlan(levels=[[plan04["04_kd_cifar/scratch"]]])
+    for kwargs in (dict(max_parallel=0), dict(max_parallel=1, gpus_per_run=-1)):
+        with pytest.raises(ValueError, match="max_parallel|gpus_per_run"):
+            run_local("smoke", jobs, RunStore(tmp_path / "runs", published=[]), **kwargs)
+
+
+def test_a_failing_scheduler_query_is_an_error_not_no_jobs(tmp_path, fake_slurm, plan04, monkeypatch, capsys):
+    store = RunStore(tmp_path / "runs", published=[])
+    launch_slurm("smoke", plan_jobs("smoke", ["04_kd_cifar"], store, plan04), store, SlurmOptions())
+    (fake_slurm / "squeue_state").write_text("RUNNING\n")
+    (fake_slurm / "squeue_fail").write_text(CONTROLLER_DOWN)
+    with pytest.raises(OSError, match=r"`squeue .*` failed \(exit status 1\): .*Unable to contact slurm "
+                                             r"controller"):
+        plan_jobs("smoke", ["04_kd_cifar"], store, plan04)
+    assert all(read_record(store, r) for r in plan04.values() if r.kind != "ensemble")  # nothing cleared
+    # a second launch while squeue fails: one line, exit 2, nothing submitted again
+    code = _launch_cli(["--profile", "smoke", "--sections", "04_kd_cifar", "--launcher", "slurm"], monkeypatch,
+                       store.root)
+    err = capsys.readouterr().err
+    assert code == 2 and "squeue" in err and "Unable to contact slurm controller" in err
+    assert len(list(fake_slurm.glob("job*.sh"))) == 2
+    # --status too: an error, not every job shown as failed
+    assert _launch_cli(["--profile", "smoke", "--sections", "04_kd_cifar", "--status"], monkeypatch,
+                       store.root) == 2
+    # one squeue call answers for every job (not one per run)
+    (fake_slurm / "squeue_fail").unlink()
+    (fake_slurm / "squeue.log").unlink()
+    assert not plan_jobs("smoke", ["04_kd_cifar"], store, plan04).levels
+    assert len((fake_slurm / "squeue.log").read_text().splitlines()) == 1
+    # scontrol (MaxArraySize) and scancel failures are errors naming the command as well
+    from fer_lib.tasks.sweep import SchedulerError
+
+    (fake_slurm / "scontrol_fail").write_text("slurm_load_ctl_conf error: Unable to contact slurm controller\n")
+    with pytest.raises(SchedulerError, match="scontrol show config"):
+        launch_slurm("smoke", JobPlan(levels=[[plan04["04_kd_cifar/scratch"]]]), store, SlurmOptions())
+
+
+def test_a_job_whose_dependency_failed_is_blocked_named_cancelled_and_resubmitted(
+        tmp_path, fake_slurm, plan04, monkeypatch, capsys):
+    store = RunStore(tmp_path / "runs", published=[])
+    jobs = plan_jobs("smoke", ["04_kd_cifar"], store, plan04)
+    ids = launch_slurm("smoke", jobs, store, SlurmOptions())
+    teacher = plan04["04_kd_cifar/teacher:resnet50"]
+    readers = {r.key for r in jobs.levels[1] if teacher.key in r.reads}
+    # the teacher failed (left the queue, its log says why); the other level-0 jobs run; level 1 is blocked
+    (fake_slurm / "squeue_state").write_text("RUNNING\n")
+    (fake_slurm / f"state_{ids[teacher.key]}").write_text("")
+    for run in jobs.levels[1]:
+        (fake_slurm / f"state_{ids[run.key]}").write_text("PENDING|DependencyNeverSatisfied\n")
+    log_dir = store.root / "jobs" / ids[teacher.key]
+    log_dir.mkdir(parents=True, exist_ok=True)
+    (log_dir / f"{ids[teacher.key]}_0_log.err").write_text("Traceback ...\nRuntimeError: CUDA out of memory\n")
+
+    capsys.readouterr()
+    assert _launch_cli(["--profile", "smoke", "--sections", "04_kd_cifar", "--status"], monkeypatch,
+                       store.root) == 0
+    out = capsys.readouterr().out
+    header = out.splitlines()[0]
+    assert "blocked" in header and "pending" not in header  # blocked jobs are not shown as pending (live)
+    blocked = out.split("blocked jobs")[1].split("failed jobs")[0]
+    kd_resnet = plan04["04_kd_cifar/kd_resnet"]
+    line = next(ln for ln in blocked.splitlines() if f" {kd_resnet.name} " in f" {ln} ")
+    assert "blocked" in line and teacher.label in line and str(log_dir) in line and "CUDA out of memory" in line
+    # a student of another teacher, held in the same array, names the failed run its array waited on
+    kd_vit = next(ln for ln in blocked.splitlines() if " kd_vit " in f" {ln} ")
+    assert teacher.label in kd_vit
+
+    # a launch cancels the blocked jobs and submits exactly what is missing
+    code = _launch_cli(["--profile", "smoke", "--sections", "04_kd_cifar", "--launcher", "slurm"], monkeypatch,
+                       store.root)
+    assert code == 0, capsys.readouterr().err
+    cancelled = (fake_slurm / "scancel.log").read_text().split()
+    assert sorted(cancelled) == sorted(ids[r.key] for r in jobs.levels[1])
+    records = {r.key: read_record(store, r) for r in plan04.values() if r.kind != "ensemble"}
+    new = {k: rec["job_id"] for k, rec in records.items() if rec and int(rec["job_id"].split("_")[0]) > 1002}
+    assert set(new) == {teacher.key} | {r.key for r in jobs.levels[1]}
+    for run in jobs.levels[1]:  # each waits on its teachers: the new job of the failed one, the running others
+        assert {new.get(k, ids[k]) for k in run.reads} <= _deps(fake_slurm, new[run.key])
+    assert readers and all(new[teacher.key] in _deps(fake_slurm, new[k]) for k in readers)
+    # and Slurm itself cancels the dependents of a run that fails, instead of leaving them pending forever
+    assert "#SBATCH --kill-on-invalid-dep=yes" in (fake_slurm / "job1002.sh").read_text()
+
+
+def _deps(spool: Path, job_id: str) -> set[str]:
+    """The jobs the sbatch script of ``job_id`` (stand-in numbering) waits on."""
+    found = re.search(r"#SBATCH --dependency=afterok:(\S+)", (spool / f"job{job_id.split('_')[0]}.sh").read_text())
+    return set(found.group(1).split(":")) if found else set()
+
+
+def test_a_reused_pid_is_not_a_running_local_run():
+    import psutil
+
+    from fer_lib.tasks.sweep import job_state, local_state
+
+    me, started = os.getpid(), psutil.Process().create_time()
+    assert local_state(str(me), started) == "RUNNING"
+    assert local_state(str(me), started - 3600) is None  # the pid now belongs to another process
+    assert job_state({"job_id": str(me), "launcher": "local", "pid_started": started - 3600}) is None
+    assert job_state({"job_id": str(me), "launcher": "local"}) == "RUNNING"  # an old record: pid only
+
+
+@pytest.mark.slow
+def test_run_local_records_the_process_start_time_beside_the_pid(tmp_path):
+    """A run that fails at once keeps its record (for --status): with its job's pid and that process's start
+    time, so the record reads as not running although the pid may be reused."""
+    from fer_lib.tasks.plan import PlannedRun
+    from fer_lib.tasks.sweep import job_state
+
+    store = RunStore(tmp_path / "runs", published=[])
+    bogus = PlannedRun(section="no_such_section", name="x", kind="teacher", key="0123456789abcdef0123")
+    status = run_local("smoke", JobPlan(levels=[[bogus]]), store, poll_s=0.2, log=lambda *_: None)
+    assert status[bogus.label].startswith("failed")
+    record = read_record(store, bogus)
+    assert record["launcher"] == "local" and record["pid_started"] > 1e9 and job_state(record) is None
+
+
+def test_arrays_split_at_max_array_size_and_the_preemption_signal_is_an_option(tmp_path, fake_slurm, plan04):
+    (fake_slurm / "max_array").write_text("3\n")
+    store = RunStore(tmp_path / "runs", published=[])
+    jobs = plan_jobs("smoke", ["04_kd_cifar"], store, plan04)
+    options = SlurmOptions(gpus_per_run=0, signal="SIGUSR1", signal_delay_s=300)
+    ids = launch_slurm("smoke", jobs, store, options)
+    sizes = [len(level) for level in jobs.levels]
+    expected = [min(3, n - i) for n in sizes for i in range(0, n, 3)]
+    scripts = [p.read_text() for p in sorted(fake_slurm.glob("job*.sh"), key=lambda p: int(p.stem[3:]))]
+    assert len(scripts) == len(expected)
+    for script, n in zip(scripts, expected):
+        array = re.search(r"#SBATCH --array=(\S+)", script)
+        assert (array.group(1).startswith(f"0-{n - 1}%") if n > 1 else array is None), script
+        assert script.count("#SBATCH --signal=") == 1 and "#SBATCH --signal=USR1@300" in script
+        assert "export SUBMITIT_PREEMPT_SIGNAL=USR1" in script  # submitit's handler listens for that signal
+    assert len(set(ids.values())) == sum(sizes)
+    # each array waits on exactly the jobs its own runs read
+    for array in {ids[r.key].split("_")[0] for r in jobs.levels[1]}:
+        runs = [r for r in jobs.levels[1] if ids[r.key].split("_")[0] == array]
+        assert _deps(fake_slurm, array) == {ids[k] for r in runs for k in r.reads}
+    with pytest.raises(ValueError, match="cannot be caught"):
+        SlurmOptions(signal="KILL")
+
+
+_BARRIER_WORKER = """
+import os, sys, time
+os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=sys.argv[2], RANK=sys.argv[1], WORLD_SIZE="2", LOCAL_RANK=sys.argv[1])
+from fer_lib.engine.distributed import DistEnv
+env = DistEnv.from_env("cpu")
+if env.rank == 1:
+    time.sleep(12)  # never reaches the barrier in time
+    os._exit(0)
+try:
+    env.barrier(timeout_s=3)
+except Exception as exc:
+    print(type(exc).__name__, exc)
+    os._exit(0)
+print("no error")
+"""
+
+
+@pytest.mark.slow
+def test_a_rank_missing_at_the_barrier_times_out_with_an_error_naming_it():
+    """Two gloo ranks (DDP on CPU): rank 1 never reaches the store's barrier; rank 0 ends with an error naming it."""
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen([sys.executable, "-c", _BARRIER_WORKER, str(rank), port], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, env=env) for rank in (0, 1)]
+    out = procs[0].communicate(timeout=120)[0]
+    procs[1].wait(timeout=120)
+    assert "BarrierTimeoutError" in out and "rank(s) 1 of 2 did not reach the barrier within 3 s" in out, out

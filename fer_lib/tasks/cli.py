@@ -39,22 +39,53 @@ def main(argv: list[str] | None = None) -> None:
     sweep.add_argument("--launcher", choices=("inline", "local", "slurm"), default="inline",
                        help="inline: train here, one run after another (default); local: one process per run on "
                             "this machine; slurm: one job per run")
-    sweep.add_argument("--max-parallel", type=int, default=1, help="local: runs at once (default 1)")
-    sweep.add_argument("--gpus-per-run", type=int, default=1, help="GPUs each run gets (slurm: tasks per job)")
+    sweep.add_argument("--max-parallel", type=_at_least(1), default=1, help="local: runs at once (default 1)")
+    sweep.add_argument("--gpus-per-run", type=_at_least(0), default=1, help="GPUs each run gets (slurm: tasks per "
+                       "job); 0: CPU runs (slurm: one task with --cpus-per-run CPUs, no GPU request)")
+    sweep.add_argument("--cpus-per-run", type=_at_least(1), default=2, help="slurm with --gpus-per-run 0: CPUs of "
+                       "each job (--cpus-per-task; default 2); local runs share this machine's cores")
     sweep.add_argument("--wait", action="store_true", help="local: block until the sweep ends (else it runs on "
                        "in the background and its log is printed)")
-    sweep.add_argument("--max-requeues", type=int, default=3, help="requeues per run after preemption or timeout")
+    sweep.add_argument("--max-requeues", type=_at_least(0), default=3,
+                       help="requeues per run after preemption or timeout")
     sweep.add_argument("--slurm-partition")
-    sweep.add_argument("--slurm-time", type=int, default=24 * 60, help="minutes per job (default 1440)")
+    sweep.add_argument("--slurm-time", type=_at_least(1), default=24 * 60, help="minutes per job (default 1440)")
     sweep.add_argument("--slurm-account")
     sweep.add_argument("--slurm-qos")
     sweep.add_argument("--slurm-constraint")
-    sweep.add_argument("--slurm-cpus-per-gpu", type=int, default=8)
+    sweep.add_argument("--slurm-cpus-per-gpu", type=_at_least(1), default=8)
     sweep.add_argument("--slurm-mem-gb", type=float)
+    sweep.add_argument("--slurm-signal", type=_signal, default="USR2", help="the signal Slurm sends before a "
+                       "timeout or preemption; the run checkpoints and is requeued (default USR2)")
+    sweep.add_argument("--slurm-signal-delay-s", type=_at_least(0, 65535), default=120,
+                       help="how long before the end that signal comes (seconds, default 120)")
     ap.add_argument("--debug", action="store_true", help="show the traceback of an error")
     a = ap.parse_args(argv)
     body = show_plan if a.plan else show_status if a.status else launch if a.launcher != "inline" else train
     sys.exit(run_command("fer-train", lambda: body(a), debug=a.debug))
+
+
+def _at_least(low: int, high: int | None = None):
+    """An argparse type: an integer within [low, high]; anything else is refused with one line."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be at least {low}" + (f" and at most {high}" if high is not None
+                                                                           else "") + f", got {value}")
+        return value
+    return parse
+
+
+def _signal(text: str) -> str:
+    from .sweep import signal_name
+
+    try:
+        return signal_name(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def launch(a) -> int:
@@ -70,6 +101,8 @@ def launch(a) -> int:
     print(f"[sweep] {a.profile}: {n} run(s) to train in {len(jobs.levels)} dependency level(s); {jobs.stored} "
           f"stored, {len(jobs.live)} already pending or running" +
           (f"; {len(jobs.no_data)} without data here" if jobs.no_data else ""))
+    for label, job_id in jobs.cancelled.items():
+        print(f"[sweep] {label}: cancelled job {job_id}, blocked on a failed run; submitting it again")
     if not n:
         return 0
     if a.launcher == "slurm":
@@ -77,7 +110,8 @@ def launch(a) -> int:
             print(f"[sweep] warning: {warning}", file=sys.stderr)
         launch_slurm(a.profile, jobs, store, SlurmOptions(
             a.slurm_partition, a.slurm_time, a.gpus_per_run, a.slurm_cpus_per_gpu, a.slurm_mem_gb, a.slurm_account,
-            a.slurm_qos, a.slurm_constraint, a.max_requeues))
+            a.slurm_qos, a.slurm_constraint, a.max_requeues, cpus_per_run=a.cpus_per_run, signal=a.slurm_signal,
+            signal_delay_s=a.slurm_signal_delay_s))
         print(f"[sweep] submitted; `fer-train --profile {a.profile} --status` shows progress, logs in "
               f"{jobs_folder(store)}")
         return 0
@@ -98,27 +132,40 @@ def launch(a) -> int:
 
 
 def show_status(a) -> int:
-    """Per section: runs done, running or pending, failed (job ended without its run), and to do."""
+    """Per section: runs done, running or pending, blocked (waiting on a failed run), failed (job ended without its
+    run), and to do."""
     import pandas as pd
 
     from ..runs import RunStore
     from .plan import plan_profile
-    from .sweep import failure_line, live_state, read_record
+    from .sweep import job_state, job_states, read_record, why_not_done
 
     store = RunStore()
-    rows = []
-    for p in plan_profile(a.profile, a.sections, store).values():
+    plan = plan_profile(a.profile, a.sections, store)
+    rows, records = [], {}
+    for p in plan.values():
         if p.kind == "ensemble":
             continue
-        record = read_record(store, p) if p.key else None
-        state = ("no data" if p.key is None else "done" if store.find(p.kind, p.key) is not None else
-                 (live_state(record) or "failed").lower() if record else "to do")
+        if p.key and store.find(p.kind, p.key) is None:
+            records[p.label] = read_record(store, p)
+    states = job_states(records.values())  # one squeue call; a failing squeue is an error, not "no jobs"
+    for p in plan.values():
+        if p.kind == "ensemble":
+            continue
+        record = records.get(p.label)
+        state = ("no data" if p.key is None else "done" if p.label not in records else
+                 (job_state(record, states) or "failed").lower() if record else "to do")
         rows.append({"section": p.section, "run": p.name, "state": state,
                      "job": record.get("job_id", "") if record else "",
-                     "log / last error": failure_line(record) if state == "failed" else ""})
+                     "log / last error": why_not_done(p, record, plan, store, states)
+                     if state in ("failed", "blocked") else ""})
     table = pd.DataFrame(rows)
-    with pd.option_context("display.max_rows", None, "display.width", 220, "display.max_colwidth", 120):
+    with pd.option_context("display.max_rows", None, "display.width", 220, "display.max_colwidth", 160):
         print(table.pivot_table(index="section", columns="state", values="run", aggfunc="count", fill_value=0))
+        blocked = table[table["state"] == "blocked"]
+        if len(blocked):
+            print("\nblocked jobs (a run they read failed; the next launch cancels them and submits them again):")
+            print(blocked.to_string(index=False))
         failed = table[table["state"] == "failed"]
         if len(failed):
             print("\nfailed jobs (the next launch clears their records and submits them again):")

@@ -15,11 +15,22 @@
 
 A job record is stale when its job is neither pending nor running and its run is not stored (the job failed or
 was cancelled): the next launch clears it and submits the run again; ``fer-train --status`` shows it with its log.
+A Slurm job whose dependency can never be satisfied (a run it reads failed; squeue reason
+``DependencyNeverSatisfied``) is *blocked*, not live: ``--status`` names the failed run it waited on, and the next
+launch cancels it and submits what is missing. Jobs are submitted with ``--kill-on-invalid-dep=yes``, so Slurm
+itself cancels the dependents of a failed run instead of leaving them pending forever.
+
+The scheduler's answers are trusted only when its commands succeed: a failing ``squeue``, ``scontrol`` or
+``scancel`` (controller unreachable, ...) is a ``SchedulerError`` naming the command and its output, never read as
+"no jobs" (which would submit every run again). A local job is recorded with its process id and the process's
+start time, so a reused process id is not taken for the run.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import shutil
 import subprocess
 import time
@@ -115,29 +126,127 @@ def write_record(store: RunStore, run: PlannedRun, **record) -> None:
     write_json_atomic(record_path(store, run), {"submitted": now(), **record})
 
 
-def slurm_state(job_id: str) -> str | None:
-    """The job's Slurm state (PENDING, RUNNING, ...) from squeue, or None once it has left the queue."""
-    if shutil.which("squeue") is None:
-        return None
-    out = subprocess.run(["squeue", "-h", "-j", str(job_id), "-o", "%T"], capture_output=True, text=True)
-    states = [s.strip() for s in out.stdout.splitlines() if s.strip()]
-    return states[0] if out.returncode == 0 and states else None
+#: Slurm states of a job that is still queued or running (its run may yet be stored)
+LIVE_STATES = frozenset({"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD",
+                         "SUSPENDED"})
+#: a pending job whose dependency can never be satisfied (a run it reads failed)
+BLOCKED = "BLOCKED"
+SCHEDULER_TIMEOUT_S = 120
 
 
-def local_state(pid: str) -> str | None:
+class SchedulerError(OSError):
+    """A Slurm command failed or is missing: what it would have said about the jobs is unknown."""
+
+
+def scheduler(cmd: list[str]) -> str:
+    """The standard output of the Slurm command ``cmd``; a ``SchedulerError`` naming the command and its output when
+    it is not on PATH, does not answer or exits non-zero (never an empty answer: "no jobs" would resubmit them)."""
+    shown = shlex.join(cmd)
+    if shutil.which(cmd[0]) is None:
+        raise SchedulerError(f"`{cmd[0]}` is not on PATH: cannot ask Slurm about the jobs recorded in the store "
+                             "(run this where the Slurm commands are installed)")
     try:
-        os.kill(int(pid), 0)
-        return "RUNNING"
-    except (OSError, ValueError):
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=SCHEDULER_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise SchedulerError(f"`{shown}` did not answer within {SCHEDULER_TIMEOUT_S} s (no job was taken for "
+                             "ended); try again once the Slurm controller responds") from None
+    if out.returncode != 0:
+        said = " ".join((out.stderr.strip() + " " + out.stdout.strip()).split()) or "no output"
+        raise SchedulerError(f"`{shown}` failed (exit status {out.returncode}): {said} (no job was taken for "
+                             "ended); try again once the Slurm controller responds")
+    return out.stdout
+
+
+def slurm_states(job_ids) -> dict[str, tuple[str, str]]:
+    """{job id: (state, reason)} of the jobs still known to Slurm (one squeue call per 200 ids); a job that has left
+    the queue is absent. A failing squeue raises ``SchedulerError``."""
+    ids = sorted({str(j) for j in job_ids})
+    found: dict[str, tuple[str, str]] = {}
+    for i in range(0, len(ids), 200):
+        chunk = ids[i:i + 200]
+        try:
+            text = scheduler(["squeue", "-h", "-r", "-j", ",".join(chunk), "-o", "%i|%T|%r"])
+        except SchedulerError as exc:
+            if "Invalid job id specified" not in str(exc):
+                raise
+            if len(chunk) == 1:
+                continue  # the controller has forgotten the job: it ended long ago
+            for job_id in chunk:  # one forgotten id among several: ask about each alone
+                found.update(slurm_states([job_id]))
+            continue
+        for line in text.splitlines():
+            fields = [f.strip() for f in line.split("|")]
+            if fields and fields[0] and len(fields) >= 2:
+                found[fields[0]] = (fields[1], fields[2] if len(fields) > 2 else "")
+    return found
+
+
+def slurm_state(job_id: str) -> str | None:
+    """The job's Slurm state (PENDING, RUNNING, ..., BLOCKED for a dependency never satisfied), or None once it has
+    left the queue."""
+    return _state_of(slurm_states([job_id]).get(str(job_id)))
+
+
+def _state_of(found: tuple[str, str] | None) -> str | None:
+    if found is None:
+        return None
+    state, reason = found
+    return BLOCKED if state == "PENDING" and reason == "DependencyNeverSatisfied" else state
+
+
+def process_start_time(pid: int | str) -> float | None:
+    """The start time (seconds since the epoch) of process ``pid``, or None when there is no such process."""
+    import psutil
+
+    try:
+        return psutil.Process(int(pid)).create_time()
+    except (psutil.Error, ValueError):
         return None
 
 
-def live_state(record: dict | None) -> str | None:
-    """PENDING / RUNNING when the recorded job is still queued or running; None when the record is stale."""
+def local_state(pid: str, started: float | None = None) -> str | None:
+    """RUNNING while process ``pid`` lives and -- when ``started`` (its recorded start time) is given -- is the
+    process that was recorded, not a later one that reuses its id."""
+    import psutil
+
+    try:
+        proc = psutil.Process(int(pid))
+        if started is not None and abs(proc.create_time() - float(started)) > 1.0:
+            return None  # the id now belongs to another process
+        return None if proc.status() == psutil.STATUS_ZOMBIE else "RUNNING"
+    except (psutil.Error, ValueError, TypeError):
+        return None
+
+
+def job_states(records) -> dict[str, str | None]:
+    """{job id: state} of the jobs of ``records`` (PENDING, RUNNING, ..., BLOCKED; None: no longer queued or
+    running), with one squeue call for all the Slurm jobs."""
+    records = [r for r in records if r and "job_id" in r]
+    slurm = slurm_states(r["job_id"] for r in records if r.get("launcher") == "slurm") if any(
+        r.get("launcher") == "slurm" for r in records) else {}
+    return {str(r["job_id"]): _state_of(slurm.get(str(r["job_id"]))) if r.get("launcher") == "slurm"
+            else local_state(r["job_id"], r.get("pid_started")) for r in records}
+
+
+def job_state(record: dict | None, states: dict[str, str | None] | None = None) -> str | None:
+    """PENDING / RUNNING / ... while the recorded job is queued or running, BLOCKED when it waits for a run that
+    failed, None when the record is stale. ``states``: from ``job_states`` (else the scheduler is asked)."""
     if not record:
         return None
-    state = (slurm_state if record.get("launcher") == "slurm" else local_state)(record["job_id"])
-    return state if state in ("PENDING", "RUNNING", "CONFIGURING", "REQUEUED", "SUSPENDED") else None
+    states = states if states is not None else job_states([record])
+    state = states.get(str(record["job_id"]))
+    return state if state in LIVE_STATES or state == BLOCKED else None
+
+
+def live_state(record: dict | None, states: dict[str, str | None] | None = None) -> str | None:
+    """PENDING / RUNNING when the recorded job is still queued or running; None when the record is stale or the
+    job is blocked for good."""
+    state = job_state(record, states)
+    return state if state in LIVE_STATES else None
+
+
+def cancel_job(job_id: str) -> None:
+    scheduler(["scancel", str(job_id)])
 
 
 def failure_line(record: dict) -> str:
@@ -151,6 +260,39 @@ def failure_line(record: dict) -> str:
     return f"{logs[0] if logs else folder}: {last}" if last else str(folder)
 
 
+def failed_reads(run: PlannedRun, plan: dict[str, PlannedRun], store: RunStore,
+                 states: dict[str, str | None] | None = None, after: list[str] | None = None) -> list[str]:
+    """The runs ``run`` waits on that failed (their job ended without storing them): label, job and log. It waits
+    on the runs it reads and, on Slurm, on every job its array was held with (``after``: job ids)."""
+    after = {str(j) for j in after or ()}
+    out = []
+    for dep in plan.values():
+        if not dep.key or dep.kind == "ensemble" or store.find(dep.kind, dep.key) is not None:
+            continue
+        record = read_record(store, dep)
+        if dep.key not in run.reads and not (record and str(record.get("job_id")) in after):
+            continue
+        if record is None:
+            out.append(f"{dep.label} (not submitted)")
+        elif live_state(record, states) is None:
+            out.append(f"{dep.label} (job {record['job_id']}; log {failure_line(record)})")
+    return out
+
+
+def why_not_done(run: PlannedRun, record: dict, plan: dict[str, PlannedRun], store: RunStore,
+                 states: dict[str, str | None] | None = None) -> str:
+    """For ``--status``: a blocked job -- the failed run it waited on and that run's log; a failed job -- its log
+    and last error line (or, when it never ran, the failed run it waited on)."""
+    state = job_state(record, states)
+    failed = failed_reads(run, plan, store, states, after=record.get("after"))
+    if state == BLOCKED:
+        return ("waits on a failed run: " + "; ".join(failed) if failed else
+                "its dependency can never be satisfied") + " -- the next launch cancels it and submits it again"
+    if not Path(record.get("log", "")).is_dir() and failed:
+        return "never ran, a run it reads failed: " + "; ".join(failed)
+    return failure_line(record)
+
+
 # ----------------------------------------------------------------------------- planning the jobs
 @dataclass
 class JobPlan:
@@ -158,16 +300,20 @@ class JobPlan:
     live: dict[str, str] = field(default_factory=dict)             # key -> job id of runs already pending/running
     stored: int = 0
     no_data: list[PlannedRun] = field(default_factory=list)
+    cancelled: dict[str, str] = field(default_factory=dict)        # label -> job id of blocked jobs cancelled
 
 
 def plan_jobs(profile: str, sections: list[str] | None = None, store: RunStore | None = None,
               plan: dict[str, PlannedRun] | None = None) -> JobPlan:
-    """The runs of ``profile`` to submit, in dependency levels; stored runs and runs with a live job are left out
-    (a stale job record is removed)."""
+    """The runs of ``profile`` to submit, in dependency levels; stored runs and runs with a live job are left out.
+    A stale job record is removed; a blocked job (its dependency failed) is cancelled and its run submitted again.
+    A failing squeue raises ``SchedulerError`` before anything is changed (a failing scancel: with that job's record
+    kept)."""
     store = store or RunStore()
     plan = plan if plan is not None else plan_profile(profile, sections, store)
     out = JobPlan()
     todo: dict[str, PlannedRun] = {}
+    candidates: list[tuple[PlannedRun, dict | None]] = []
     for run in plan.values():
         if run.kind == "ensemble":
             continue  # section 02 fuses stored teachers in seconds, no job
@@ -175,11 +321,19 @@ def plan_jobs(profile: str, sections: list[str] | None = None, store: RunStore |
             out.no_data.append(run)
         elif store.find(run.kind, run.key) is not None:
             out.stored += 1
-        elif (record := read_record(store, run)) and live_state(record):
-            out.live[run.key] = record["job_id"]
         else:
-            record_path(store, run).unlink(missing_ok=True)  # stale: the job ended without storing the run
-            todo[run.key] = run
+            candidates.append((run, read_record(store, run)))
+    states = job_states(record for _, record in candidates)  # may raise: then nothing was changed
+    for run, record in candidates:
+        state = job_state(record, states)
+        if state in LIVE_STATES:
+            out.live[run.key] = record["job_id"]
+            continue
+        if state == BLOCKED:
+            cancel_job(record["job_id"])
+            out.cancelled[run.label] = record["job_id"]
+        record_path(store, run).unlink(missing_ok=True)  # stale: the job ended without storing the run
+        todo[run.key] = run
     level: dict[str, int] = {}
 
     def depth(key: str) -> int:
@@ -201,13 +355,70 @@ def plan_jobs(profile: str, sections: list[str] | None = None, store: RunStore |
 class SlurmOptions:
     partition: str | None = None
     time_min: int = 24 * 60
-    gpus_per_run: int = 1
-    cpus_per_gpu: int = 8
+    gpus_per_run: int = 1           # 0: a CPU job (no GPU request, one task with cpus_per_run CPUs)
+    cpus_per_gpu: int = 8           # with GPUs: CPUs of each task (one task per GPU)
     mem_gb: float | None = None
     account: str | None = None
     qos: str | None = None
     constraint: str | None = None
     max_requeues: int = DEFAULT_MAX_REQUEUES
+    cpus_per_run: int = 2
+    signal: str = "USR2"            # sent signal_delay_s before a timeout or preemption: the run checkpoints
+    signal_delay_s: int = 120
+
+    def __post_init__(self):
+        if self.gpus_per_run < 0:
+            raise ValueError(f"gpus_per_run must be 0 (CPU jobs) or more, not {self.gpus_per_run}")
+        if self.cpus_per_run < 1 or self.cpus_per_gpu < 1:
+            raise ValueError(f"cpus_per_run and cpus_per_gpu must be at least 1 (got {self.cpus_per_run}, "
+                             f"{self.cpus_per_gpu})")
+        self.signal = signal_name(self.signal)
+        if not 0 <= self.signal_delay_s <= 65535:
+            raise ValueError(f"signal_delay_s must be within 0..65535 s (Slurm's --signal), not {self.signal_delay_s}")
+
+
+def signal_name(name: str) -> str:
+    """``USR2`` for ``usr2``, ``SIGUSR2`` or ``12``; a ValueError for a signal a job cannot catch or that does not
+    exist."""
+    import signal
+
+    text = str(name).strip().upper()
+    try:
+        sig = signal.Signals(int(text)) if text.isdigit() else signal.Signals[text if text.startswith("SIG") else
+                                                                             f"SIG{text}"]
+    except (KeyError, ValueError):
+        raise ValueError(f"unknown signal {name!r} (e.g. USR2, USR1)") from None
+    if sig in (signal.SIGKILL, signal.SIGSTOP):
+        raise ValueError(f"signal {name!r} cannot be caught: the run could not checkpoint (e.g. USR2)")
+    return sig.name[3:]
+
+
+def slurm_parameters(profile: str, depth: int, options: SlurmOptions, deps: list[str]) -> dict:
+    """The ``SlurmExecutor.update_parameters`` of one level's jobs. With GPUs one task per GPU (DDP), each with
+    ``cpus_per_gpu`` CPUs; with ``gpus_per_run=0`` one task with ``cpus_per_run`` CPUs and no GPU request. The
+    pre-emption signal reaches submitit's handler through ``SUBMITIT_PREEMPT_SIGNAL``; ``kill-on-invalid-dep``
+    cancels a job whose dependency failed instead of leaving it pending forever."""
+    gpus = options.gpus_per_run
+    params = dict(
+        job_name=f"fer-{profile}-level{depth}", partition=options.partition, time=options.time_min, nodes=1,
+        ntasks_per_node=gpus if gpus else 1, cpus_per_task=options.cpus_per_gpu if gpus else options.cpus_per_run,
+        mem=f"{options.mem_gb:g}GB" if options.mem_gb else None, signal_delay_s=options.signal_delay_s,
+        dependency=f"afterok:{':'.join(deps)}" if deps else None,
+        setup=[f"export SUBMITIT_PREEMPT_SIGNAL={options.signal}"],
+        additional_parameters={"signal": f"{options.signal}@{options.signal_delay_s}",
+                               "kill-on-invalid-dep": "yes"})
+    if gpus:
+        params["gpus_per_node"] = gpus
+    params.update({k: v for k, v in (("account", options.account), ("qos", options.qos),
+                                     ("constraint", options.constraint)) if v})
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def max_array_size() -> int:
+    """The cluster's MaxArraySize (``scontrol show config``): a job array holds at most this many tasks (0: arrays
+    are disabled, each run is its own job). Slurm's default, 1001, when the setting is not listed."""
+    found = re.search(r"^\s*MaxArraySize\s*=\s*(\d+)", scheduler(["scontrol", "show", "config"]), re.MULTILINE)
+    return int(found.group(1)) if found else 1001
 
 
 def jobs_folder(store: RunStore) -> Path:
@@ -224,31 +435,33 @@ def warn_if_node_local(store: RunStore) -> str | None:
 
 
 def launch_slurm(profile: str, jobs: JobPlan, store: RunStore, options: SlurmOptions, log=print) -> dict[str, str]:
-    """Submit every level of ``jobs`` as a job array, each held with afterok on the jobs its runs read; returns
-    {run key: job id}. Returns at once."""
+    """Submit every level of ``jobs`` as job arrays (split at the cluster's MaxArraySize), each held with afterok
+    on the jobs its runs read; returns {run key: job id}. Returns at once."""
+    for command in ("sbatch", "srun"):
+        if shutil.which(command) is None:
+            raise SchedulerError(f"`{command}` is not on PATH: submit from a machine of the Slurm cluster")
     commit = git_commit()
     folder = jobs_folder(store) / "%j"
     submitted: dict[str, str] = dict(jobs.live)
-    for depth, runs in enumerate(jobs.levels):
-        executor = submitit.SlurmExecutor(folder=folder, max_num_timeout=options.max_requeues)
-        deps = sorted({submitted[k] for run in runs for k in run.reads if k in submitted})
-        extra = {k: v for k, v in (("account", options.account), ("qos", options.qos),
-                                   ("constraint", options.constraint)) if v}
-        executor.update_parameters(
-            job_name=f"fer-{profile}-level{depth}", partition=options.partition, time=options.time_min,
-            nodes=1, ntasks_per_node=options.gpus_per_run, gpus_per_node=options.gpus_per_run,
-            cpus_per_task=options.cpus_per_gpu, mem=f"{options.mem_gb:g}GB" if options.mem_gb else None,
-            signal_delay_s=120, dependency=f"afterok:{':'.join(deps)}" if deps else None, **extra)
-        with executor.batch():
-            handles = [(run, executor.submit(TrainRun(profile, run.section, run.name, run.key, str(store.root),
-                                                      commit, max_requeues=options.max_requeues)))
-                       for run in runs]
-        for run, job in handles:
-            submitted[run.key] = job.job_id
-            write_record(store, run, job_id=job.job_id, launcher="slurm", commit=commit,
-                         label=run.label, log=str(jobs_folder(store) / job.job_id))
-        log(f"[sweep] level {depth}: {len(runs)} run(s) submitted as {handles[0][1].job_id.split('_')[0]}"
-            + (f", after {', '.join(deps)}" if deps else ""))
+    per_array = max(1, max_array_size())
+    threads = None if options.gpus_per_run else options.cpus_per_run
+    for depth, level in enumerate(jobs.levels):
+        for start in range(0, len(level), per_array):
+            runs = level[start:start + per_array]
+            deps = sorted({submitted[k] for run in runs for k in run.reads if k in submitted})
+            executor = submitit.SlurmExecutor(folder=folder, max_num_timeout=options.max_requeues)
+            executor.update_parameters(**slurm_parameters(profile, depth, options, deps))
+            with executor.batch():
+                handles = [(run, executor.submit(TrainRun(profile, run.section, run.name, run.key, str(store.root),
+                                                          commit, threads=threads,
+                                                          max_requeues=options.max_requeues)))
+                           for run in runs]
+            for run, job in handles:
+                submitted[run.key] = job.job_id
+                write_record(store, run, job_id=job.job_id, launcher="slurm", commit=commit, label=run.label,
+                             log=str(jobs_folder(store) / job.job_id), after=deps)
+            log(f"[sweep] level {depth}: {len(runs)} run(s) submitted as {handles[0][1].job_id.split('_')[0]}"
+                + (f", after {', '.join(deps)}" if deps else ""))
     return submitted
 
 
@@ -266,10 +479,15 @@ def run_local(profile: str, jobs: JobPlan, store: RunStore, max_parallel: int = 
               max_requeues: int = DEFAULT_MAX_REQUEUES, interrupt: set[str] | None = None,
               poll_s: float = 1.0, log=print) -> dict[str, str]:
     """Run the jobs on this machine, at most ``max_parallel`` at once, a run starting when the runs it reads are
-    stored; returns {label: 'done' | 'failed: ...'}. ``interrupt``: labels to send one preemption signal to once
-    they have trained an epoch (testing the requeue path)."""
+    stored; returns {label: 'done' | 'failed: ...'}. ``gpus_per_run=0``: CPU runs, each pinned to its share of the
+    cores. ``interrupt``: labels to send one preemption signal to once they have trained an epoch (testing the
+    requeue path)."""
+    if max_parallel < 1:
+        raise ValueError(f"max_parallel must be at least 1, not {max_parallel}")
+    if gpus_per_run < 0:
+        raise ValueError(f"gpus_per_run must be 0 (CPU runs) or more, not {gpus_per_run}")
     commit = git_commit()
-    gpus = visible_gpus()
+    gpus = visible_gpus() if gpus_per_run else []
     slots = (max(1, len(gpus) // gpus_per_run) if gpus else max(1, os.cpu_count() or 1))
     slots = min(max_parallel, slots)
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
@@ -315,8 +533,9 @@ def run_local(profile: str, jobs: JobPlan, store: RunStore, max_parallel: int = 
             job = executor.submit(TrainRun(profile, ready.section, ready.name, ready.key, str(store.root), commit,
                                            threads=None if gpus else len(share), cores=None if gpus else share,
                                            max_requeues=max_requeues))
+            started = process_start_time(job.job_id)  # with the pid: a reused pid is not this run
             write_record(store, ready, job_id=job.job_id, launcher="local", commit=commit, label=ready.label,
-                         log=str(jobs_folder(store) / job.job_id))
+                         log=str(jobs_folder(store) / job.job_id), pid_started=-1.0 if started is None else started)
             running[slot] = (ready, job)
             log(f"[sweep] {ready.label}: started (slot {slot}, " +
                 (f"GPU {params['visible_gpus']}" if gpus else f"cores {share}") + ")")
