@@ -250,3 +250,16 @@ def test_fer_profile_stands_in_for_the_default_profile(monkeypatch):
     namespace = {**defaults, "profile": "paper"}
     use_profile("09_calibration", namespace)
     assert namespace["profile"] == "paper"
+
+
+def test_run_sections_sets_the_kernels_environment_and_restores_the_callers(monkeypatch, tmp_path):
+    from fer_lib.report import pipeline
+
+    monkeypatch.delenv("FER_PROFILE", raising=False)
+    monkeypatch.delenv("FER_REPORT_DIR", raising=False)
+    seen = {}
+    monkeypatch.setattr(pipeline, "_run_sections", lambda *a: seen.update(os.environ) or {})
+    before = dict(os.environ)
+    run_sections("real-cpu", tmp_path)
+    assert seen["FER_PROFILE"] == "real-cpu" and seen["FER_REPORT_DIR"] == str(tmp_path / "_artifacts")
+    assert dict(os.environ) == before

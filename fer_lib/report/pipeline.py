@@ -176,9 +176,15 @@ def run_sections(profile: str, book: Path, only: list[str] | None = None, force:
     for n in only or []:
         if n not in names:
             raise SystemExit(f"--sections: unknown section {n!r}; expected some of {', '.join(names)}")
-    os.environ.setdefault("FER_REPORT_DIR", str(book / "_artifacts"))
-    share_cores()  # the notebooks' kernels inherit the thread policy
-    os.environ["FER_PROFILE"] = profile  # and the profile (use_profile), whatever the user's shell exported
+    # the notebooks' kernels inherit the report folder, the thread policy and the profile (use_profile), whatever
+    # the user's shell exported; the caller's environment is restored afterwards
+    kernel_env = {"FER_REPORT_DIR": os.environ.get("FER_REPORT_DIR", str(book / "_artifacts")), "FER_PROFILE": profile}
+    with patch.dict(os.environ, kernel_env):
+        share_cores()
+        return _run_sections(profile, book, only, force, log)
+
+
+def _run_sections(profile: str, book: Path, only: list[str] | None, force: bool, log) -> dict[str, str]:
     stamps_file = book / "sections" / ".stamps.json"
     recorded = _read_stamps(stamps_file)
     code, current, status = fer_lib_digest(), {}, {}
