@@ -129,3 +129,72 @@ def test_concurrent_callers_compute_once(tmp_path):
         t.join()
     assert len(calls) == 1
     assert len({r.path for r in results}) == 1 and sum(not r.hit for r in results) == 1
+
+
+def test_the_lock_file_is_never_opened_through_a_symlink(tmp_path):
+    """A symlink planted where a key's lock goes is refused, and what it points at is left as it was (open(.., "w")
+    would have followed it and truncated it)."""
+    store = RunStore(tmp_path / "store")
+    key = store.key("teacher", {"x": 1}, "fp")
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    locks = tmp_path / "store" / "teacher" / ".locks"
+    locks.mkdir(parents=True)
+    (locks / f"{key}.lock").symlink_to(victim)
+    with pytest.raises(OSError, match=f"cannot lock .*{key}.lock: it is a symbolic link.*delete it"):
+        store.run("teacher", {"x": 1}, "fp", _writer([]))
+    assert victim.read_text() == "precious" and store.get("teacher", {"x": 1}, "fp") is None
+
+
+def test_a_run_that_arrives_while_it_is_computed_is_kept_once(tmp_path, monkeypatch):
+    """Another process (an import, here without the store's lock) puts the run in place while this one computes it:
+    the final rename fails onto the complete copy, which is kept; ours is dropped, with a warning, and nothing
+    temporary stays."""
+    import contextlib
+    import shutil
+
+    @contextlib.contextmanager
+    def no_lock(self, kind, key, enabled=True, wait=True):
+        yield True
+
+    monkeypatch.setattr(RunStore, "_lock", no_lock)
+    other = RunStore(tmp_path / "other").run("teacher", {"x": 1}, "fp", _writer([], "theirs"))
+    store = RunStore(tmp_path / "store")
+
+    def compute(out, scratch):
+        shutil.copytree(other.path, store.path("teacher", other.key))  # arrives meanwhile
+        (out / "metrics.json").write_text(json.dumps({"value": "ours"}))
+
+    with pytest.warns(UserWarning, match=f"run teacher/{other.key} arrived from another process"):
+        run = store.run("teacher", {"x": 1}, "fp", compute)
+    assert run.metrics == {"value": "theirs"}
+    names = [p.name for p in (tmp_path / "store" / "teacher").iterdir()]
+    assert [n for n in names if not n.startswith(".")] == [other.key] and not [n for n in names if ".tmp-" in n]
+
+
+def test_git_ignores_every_temporary_folder_of_a_store_wherever_it_is(tmp_path):
+    """A store's or a published tier's temporary folders (results/ included) never show up in `git status`; the
+    published runs themselves do."""
+    import shutil
+    import subprocess
+
+    from fer_lib import paths
+
+    if shutil.which("git") is None:
+        pytest.skip("no git")
+    key = "0123456789abcdef0123"
+    ignored = [f"runs/teacher/.tmp-{key}-ab12cd34/metrics.json",
+               f"results/real-cpu/teacher/.tmp-{key}-42-ab12cd34/outputs.npz",
+               f"results/real-cpu/segmenter/.old-{key}-42-ab12cd34/weights.safetensors",
+               f"results/real-cpu/.import-42-ab12cd34/teacher/{key}/outputs.npz",
+               f"results/real-cpu/teacher/.partial/{key}/last.pt", f"results/real-cpu/teacher/.locks/{key}.lock",
+               "results/real-cpu/teacher/.metrics.json.42-ab12cd34.tmp", f"elsewhere/store/av/.locks/{key}.lock"]
+    kept = [f"results/real-cpu/teacher/{key}/outputs.npz", f"results/real-cpu/segmenter/{key}/weights.safetensors",
+            f"results/real-cpu/teacher/{key}/manifest.json"]
+
+    def is_ignored(path: str) -> bool:
+        done = subprocess.run(["git", "check-ignore", "-q", "--no-index", path], cwd=paths.project_root())
+        return done.returncode == 0
+
+    assert [p for p in ignored if not is_ignored(p)] == []
+    assert [p for p in kept if is_ignored(p)] == []

@@ -45,6 +45,10 @@ def read_manifest(run_dir: Path) -> dict | None:
         manifest = json.loads(path.read_text())
         if not isinstance(manifest.get("files"), dict):
             raise ValueError("no 'files' table")
+        for name, entry in manifest["files"].items():  # a hand-made manifest is checked before it is trusted
+            if not (isinstance(entry, dict) and isinstance(entry.get("sha256"), str)
+                    and type(entry.get("bytes")) is int and entry["bytes"] >= 0):
+                raise ValueError(f"its entry for {name!r} is not {{sha256: hex, bytes: size}}")
         return manifest
     except (ValueError, AttributeError) as exc:
         raise CorruptRunError(f"run {Path(run_dir).name}: its manifest {path} is unreadable ({exc})") from exc

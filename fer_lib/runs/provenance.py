@@ -53,3 +53,9 @@ def environment(device=None) -> dict:
     return {"fer_lib": __version__, "git_commit": git_commit(), "torch": torch.__version__,
             "python": platform.python_version(), "device": device_name(device),
             "cpu": cpu_model(), "cpu_count": os.cpu_count(), "host": socket.gethostname()}
+
+
+def shareable(prov: dict, keep_hostname: bool = False) -> dict:
+    """``prov`` as published: without the name of the machine that trained it (``environment`` records it for the
+    local store, where it tells two of your machines apart), unless ``keep_hostname``."""
+    return prov if keep_hostname else {k: v for k, v in prov.items() if k != "host"}

@@ -15,16 +15,20 @@ the compute function wrote (metrics, history, logits, weights).
   it twice; under DDP every rank computes, rank 0 writes;
 - a writer holds that lock (``<root>/<kind>/.locks/<key>.lock``) for as long as its temporary
   folder exists, so a ``.tmp-<key>-*`` folder whose lock is free was left by a killed writer:
-  ``run`` removes its key's on taking the lock, ``clean()`` those of every key.
+  ``run`` removes its key's on taking the lock, ``clean()`` those of every key;
+- a run that arrives twice (a trainer and ``fer-runs import``, or two imports) is kept once: the second rename
+  onto the first's complete folder fails, and the second copy is dropped (``move_into_place``).
 """
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
 import shutil
 import time
 import uuid
+import warnings
 import zipfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -73,7 +77,8 @@ class Run:
         if self.published:
             return (f"It is a published result: restore it with `git checkout -- {self.path}`, or recompute and "
                     f"compare it with `fer-runs verify {self.key}`.")
-        return f"Delete {self.path} and run again: the run is recomputed (or `fer-runs import` a good copy of it)."
+        return (f"Delete {self.path} and run again: the run is recomputed (or put a good copy in its place with "
+                "`fer-runs import --replace ARCHIVE`).")
 
     def manifest(self) -> dict | None:
         if self._manifest is None:
@@ -215,7 +220,9 @@ class RunStore:
                         "wall_seconds": round(time.perf_counter() - t0, 2), "resumed": resumed,
                         "world_size": getattr(env, "world_size", 1)})
                     write_manifest(tmp)
-                    os.rename(tmp, final)
+                    if not move_into_place(tmp, final):
+                        warnings.warn(f"run {kind}/{key} arrived from another process (an import) while this one "
+                                      f"computed it: {final} keeps that copy, this one was dropped")
                     shutil.rmtree(scratch, ignore_errors=True)
             finally:
                 if is_main and tmp.exists():
@@ -234,9 +241,16 @@ class RunStore:
         lock_dir = self.root / kind / ".locks"
         lock_dir.mkdir(parents=True, exist_ok=True)
         lock_file = lock_dir / f"{key}.lock"
-        with open(lock_file, "w") as fh:
+        try:  # never through a symbolic link: open(..., "w") would follow one and truncate what it points at
+            fd = os.open(lock_file, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                raise
+            raise OSError(f"cannot lock {lock_file}: it is a symbolic link, which the store never makes; delete it "
+                          "and run again") from exc
+        try:
             try:
-                fcntl.flock(fh, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 yield False
                 return
@@ -247,7 +261,9 @@ class RunStore:
             try:
                 yield True
             finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
 
     def _remove_tmp(self, kind: str, key: str) -> list[Path]:
         """Remove the key's temporary folders; the caller holds the key's lock, so none is being written."""
@@ -272,6 +288,20 @@ class RunStore:
     def runs(self, kind: str) -> list[Run]:
         d = self.root / kind
         return [Run(p) for p in sorted(d.iterdir()) if p.is_dir() and not p.name.startswith(".")] if d.is_dir() else []
+
+
+def move_into_place(tmp: Path, final: Path) -> bool:
+    """Rename the complete run folder ``tmp`` to ``final``. False -- ``tmp`` removed -- when another process's
+    complete copy of the same run got there first: renaming onto a non-empty folder fails (ENOTEMPTY or EEXIST),
+    so exactly one complete copy stays, and a reader never sees a mix of two."""
+    try:
+        os.rename(tmp, final)
+        return True
+    except OSError as exc:
+        if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
+        return False
 
 
 def _write_json(path: Path, obj) -> None:

@@ -1,9 +1,11 @@
 """Face parsing for users (``fer-parse predict``, section 06's submission): a stored run applied to a folder.
 
-Every image of the folder that can be read is predicted; one that cannot (unreadable, empty, larger than
-``MAX_PIXELS`` -- a decompression bomb included) is reported with its reason and the others go on; a file that is
-not an image is reported as skipped. Two images with one stem (``x.jpg`` and ``x.png``) would write one mask
-``x.png``: the folder is refused, naming both, before anything is written. Memory is bounded on large images: the
+Every image of the folder that can be read is predicted; one that cannot (unreadable, empty, not one of
+``IMAGE_FORMATS`` whatever its name says, larger than ``MAX_PIXELS`` -- a decompression bomb included, refused from
+its header before it is decoded) is reported with its reason and the others go on; a file that is not an image is
+reported as skipped. Two images with one stem (``x.jpg`` and ``x.png``) would write one mask ``x.png``: the folder is
+refused, naming both, before anything is written; so is an ``--out`` inside ``--images`` (a mask ``x.png`` would
+overwrite an image, and the next run would read the masks as images). Memory is bounded on large images: the
 model runs at its input size, and the full-resolution logits are formed a band of rows at a time.
 """
 from __future__ import annotations
@@ -23,8 +25,10 @@ from ..data.faceparse import IMAGE_EXTS, flip_permutation
 from ..runs import Run
 from .segment import full_resolution_logits, load_segmenter, resize_images
 
-#: the largest image predicted (pixels); PIL's own guard warns at 89 M and refuses at 179 M
+#: the largest image predicted (pixels), checked from the header before decoding; PIL's own guard warns at 89 M
 MAX_PIXELS = 40_000_000
+#: the decoders an image may use: a file named .jpg or .png that is really a PSD, EPS, TIFF ... is refused
+IMAGE_FORMATS = ["JPEG", "PNG", "BMP", "WEBP"]
 #: full-resolution pixels formed at once (a band of rows): 19 classes x 2M px x 4 bytes = 160 MB per tensor
 BAND_PIXELS = 1 << 21
 
@@ -37,15 +41,19 @@ class Prediction:
 
 
 def read_image_bounded(path: Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """An RGB image, refusing one over ``max_pixels`` before decoding it (its header gives the size)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        with Image.open(path) as im:
-            width, height = im.size
-            if width * height > max_pixels:
-                raise ValueError(f"{width}x{height} = {width * height / 1e6:.0f} M pixels, over the "
-                                 f"{max_pixels / 1e6:.0f} M pixel limit (a decompression bomb, or resize it first)")
-            return np.array(im.convert("RGB"))
+    """An RGB image, refusing one over ``max_pixels`` before decoding it (its header gives the size; PIL's own guard
+    may refuse a larger one from the header first, and the message then gives our bound too)."""
+    limit = f"over the {max_pixels / 1e6:g} M pixel limit (a decompression bomb, or resize it first)"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path, formats=IMAGE_FORMATS) as im:
+                width, height = im.size
+                if width * height > max_pixels:
+                    raise ValueError(f"{width}x{height} = {width * height / 1e6:.3g} M pixels, {limit}")
+                return np.array(im.convert("RGB"))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ValueError(f"{limit}: {exc}") from exc
 
 
 def banded_logits(low_res: torch.Tensor, size: tuple[int, int], band_pixels: int = BAND_PIXELS):
@@ -107,6 +115,9 @@ def predict_folder(run: Run | str | Path, images_dir: str | Path, out_dir: str |
     images_dir, out_dir = Path(images_dir), Path(out_dir)
     if not images_dir.is_dir():
         raise FileNotFoundError(f"--images {images_dir}: no such folder")
+    if images_dir.resolve() in (out_dir.resolve(), *out_dir.resolve().parents):
+        raise ValueError(f"--out {out_dir} is (or is inside) --images {images_dir}: a mask would overwrite an image "
+                         "of the same name and be read as an image next time; choose an --out outside it")
     entries = sorted(f for f in images_dir.iterdir() if f.is_file() and not f.name.startswith("."))
     result = Prediction()
     files = [f for f in entries if f.suffix.lower() in IMAGE_EXTS]
@@ -126,8 +137,8 @@ def predict_folder(run: Run | str | Path, images_dir: str | Path, out_dir: str |
     for f in tqdm(files, desc="predict", disable=not progress):
         try:
             im = read_image_bounded(f, max_pixels)
-        except (OSError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            result.failed.append((f, str(exc) or type(exc).__name__))
+        except Exception as exc:  # noqa: BLE001 - PIL raises OSError, SyntaxError, ValueError, struct.error, bombs...
+            result.failed.append((f, f"{type(exc).__name__}: {exc}"))
             continue
         x = torch.from_numpy(resize_images(im[None], inp["size"])).to(dev).permute(0, 3, 1, 2).float() / 255.0
         label_map = predict_label_map(model, (x - mean) / std, im.shape[:2], tta, perm)

@@ -6,12 +6,14 @@
 Writes one single-channel PNG per image, named like the image (``<stem>.png``), at the image's own size, with
 class indices 0..18 (CelebAMask-HQ order); ``--zip`` also packs them into one archive for upload. Flip test-time
 augmentation (with the left/right labels swapped back) is on unless ``--no-tta``. Every image that can be read is
-predicted; each one that cannot is listed with its reason, and the exit status is then 1. Two images with one stem
-(``x.jpg`` and ``x.png``) are refused before anything is written.
+predicted; each one that cannot (unreadable, not a JPEG, PNG, BMP or WEBP, over 40 M pixels) is listed with its
+reason, and the exit status is then 1. Two images with one stem (``x.jpg`` and ``x.png``), and an ``--out`` inside
+``--images``, are refused before anything is written.
 """
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 
 from .errors import run_command
@@ -24,7 +26,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--run", required=True, help="a face-parsing run folder (runs/segmenter/<key> or "
                                                 "results/<profile>/segmenter/<key>)")
     p.add_argument("--images", required=True, help="folder of .jpg/.png images")
-    p.add_argument("--out", required=True, help="folder for the PNG masks (created)")
+    p.add_argument("--out", required=True, help="folder for the PNG masks (created; outside --images)")
     p.add_argument("--zip", help="also write the masks into this zip file")
     p.add_argument("--no-tta", action="store_true", help="no flip test-time augmentation")
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: CUDA if available)")
@@ -36,7 +38,13 @@ def main(argv: list[str] | None = None) -> None:
 def _predict(a) -> int:
     from .parse import predict_folder
 
-    result = predict_folder(a.run, a.images, a.out, tta=not a.no_tta, zip_path=a.zip, device=a.device)
+    try:
+        result = predict_folder(a.run, a.images, a.out, tta=not a.no_tta, zip_path=a.zip, device=a.device)
+    except OSError as exc:  # each mask is written whole or not at all: nothing "resumes", the command runs again
+        if exc.errno != errno.ENOSPC:
+            raise
+        raise OSError(f"the disk is full writing {exc.filename or a.out}. The masks written so far are whole; free "
+                      "space (or choose an --out on a bigger disk) and run the command again.") from exc
     for f, why in result.skipped:
         print(f"fer-parse: skipped {f.name}: {why}", file=sys.stderr)
     for f, why in result.failed:

@@ -3,30 +3,44 @@
     fer-runs list --profile real-cpu             every run the profile's notebooks ask for: local, published or missing
     fer-runs publish --profile real-cpu          copy its finished runs into results/real-cpu/ (what the book reads)
     fer-runs export --profile paper runs.tar.gz  the profile's finished local runs, whole, in one archive
-    fer-runs import runs.tar.gz                  add an export to the local store (checked member by member)
+    fer-runs import runs.tar.gz [--replace]      add an export to the local store (checked member by member)
     fer-runs verify KEY|PATH [--profile P]       retrain one run in a scratch store, compare its metrics
 
 The local store is ``FER_RUNS`` (``<project>/runs``); published tiers are ``results/<profile>/`` (or
-``FER_RESULTS``), read after the local store and never written but by ``publish``.
+``FER_RESULTS``), read after the local store and never written but by ``publish``. Every run that moves is checked
+first: its files against its manifest, its key against its config.json (``run_key``).
 """
 from __future__ import annotations
 
 import argparse
-from collections import Counter
+import errno
 import math
 import sys
 import tempfile
+from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 
 from .. import paths
 from ..config.params import PROFILES
 from ..runs import Run, RunStore
+from ..runs.manifest import CorruptRunError
 from ..runs.provenance import environment, git_commit, now
-from ..runs.transfer import dir_bytes, export_runs, import_archive, publish_run
+from ..runs.transfer import (MAX_ARCHIVE_MB, MAX_FILE_MB, check_run, dir_bytes, export_runs, import_archive,
+                             publish_run)
 from .errors import run_command
+from .kinds import RUN_KINDS, get_run_kind
 from .plan import PlannedRun, plan_profile, stored
+
+
+def run_key(kind: str, config: dict, data_fingerprint: str) -> str:
+    """The key the store gives a run of ``kind`` with this stored config (its ``key_dict()``, as config.json holds
+    it) and data: the kinds it reads come from the kind's registry entry, whose ``reads`` looks at the config's
+    fields (a student reads teachers when it names some); a kind outside the registry (ensemble) reads none."""
+    reads = get_run_kind(kind).reads(SimpleNamespace(**config)) if kind in RUN_KINDS else ()
+    return RunStore(Path(".")).key(kind, config, data_fingerprint, reads)
 
 
 def status_table(plan: dict[str, PlannedRun], store: RunStore) -> pd.DataFrame:
@@ -76,13 +90,18 @@ def cmd_publish(a) -> int:
     keep = weights_needed(plan, RunStore())
     meta = {"published": now(), "profile": a.profile, "published_from_commit": git_commit()}
     changed = unchanged = 0
-    missing = []
+    missing, damaged = [], []
     for label, planned in plan.items():
         run = store.find(planned.kind, planned.key) if planned.key else None
         if run is None:
             missing.append(label)
             continue
-        _, did = publish_run(run.path, tier, keep_weights=planned.key in keep, **meta)
+        try:
+            _, did = publish_run(run.path, tier, keep_weights=planned.key in keep, keep_hostname=a.keep_hostname,
+                                 key_of=run_key, **meta)
+        except CorruptRunError as exc:  # named below, never copied
+            damaged.append(f"{label}: {exc}")
+            continue
         changed += did
         unchanged += not did
     size = dir_bytes(tier) / 1e6 if tier.is_dir() else 0.0
@@ -92,24 +111,29 @@ def cmd_publish(a) -> int:
         per_section = Counter(label.split("/")[0] for label in missing)
         print(f"  not in the local store ({len(missing)}; `fer-runs list --profile {a.profile}` names them): "
               + ", ".join(f"{section} {n}" for section, n in per_section.items()))
+    for line in damaged:
+        print(f"fer-runs publish: NOT published, damaged: {line}", file=sys.stderr)
     if size > a.max_mb:
         print(f"fer-runs publish: {tier} holds {size:.1f} MB, over the {a.max_mb:.0f} MB budget", file=sys.stderr)
         return 1
-    return 0
+    return 1 if damaged else 0
 
 
 def cmd_export(a) -> int:
     store = RunStore(published=[])
     plan = plan_profile(a.profile, a.sections, store)
     runs = [r for p in plan.values() if p.key and (r := store.find(p.kind, p.key)) is not None]
-    size = export_runs([r.path for r in runs], Path(a.archive))
+    size = export_runs([r.path for r in runs], Path(a.archive), key_of=run_key)
     print(f"fer-runs export: {len(runs)} of {len(plan)} runs of {a.profile} -> {a.archive} ({size / 1e6:.1f} MB)")
     return 0
 
 
 def cmd_import(a) -> int:
-    added, present = import_archive(Path(a.archive), RunStore().root)
-    print(f"fer-runs import: {len(added)} run(s) added to {RunStore().root}, {len(present)} already there")
+    root = RunStore().root
+    added, present = import_archive(Path(a.archive), root, key_of=run_key, replace=a.replace,
+                                    max_file_mb=a.max_file_mb, max_archive_mb=a.max_archive_mb)
+    print(f"fer-runs import: {len(added)} run(s) added to {root}, {len(present)} already there (the local copy kept"
+          + ("" if a.replace or not present else "; --replace puts the archive's in place of one that differs") + ")")
     return 0
 
 
@@ -177,6 +201,7 @@ def cmd_verify(a) -> int:
     original = RunStore().find(planned.kind, target)
     if original is None:
         raise SystemExit(f"fer-runs verify: {planned.label} ({target}) is in no store yet: nothing to compare")
+    check_run(original.path, run_key, original.recover, need_manifest=original.published)
     sources = [RunStore().root, *RunStore().published]
     with tempfile.TemporaryDirectory(prefix="fer-verify-", dir=a.scratch) as scratch:
         store = _ScratchStore(Path(scratch), sources, target)
@@ -210,9 +235,16 @@ def main(argv: list[str] | None = None) -> None:
     p = with_profile(sub.add_parser("publish", help="copy the profile's finished runs into results/<profile>/"))
     p.add_argument("--to", help="publish into this folder instead of results/<profile>/")
     p.add_argument("--max-mb", type=float, default=40.0, help="fail when the published tier grows past this (MB)")
+    p.add_argument("--keep-hostname", action="store_true", help="keep the training machine's name in provenance.json")
     p = with_profile(sub.add_parser("export", help="the profile's finished local runs into one .tar.gz"))
     p.add_argument("archive")
-    sub.add_parser("import", help="add the runs of an exported archive to the local store").add_argument("archive")
+    p = sub.add_parser("import", help="add the runs of an exported archive to the local store")
+    p.add_argument("archive")
+    p.add_argument("--replace", action="store_true", help="put the archive's copy of a run in place of a local copy "
+                                                           "whose content differs (a damaged one)")
+    p.add_argument("--max-file-mb", type=float, default=MAX_FILE_MB, help="refuse a member larger than this (MB)")
+    p.add_argument("--max-archive-mb", type=float, default=MAX_ARCHIVE_MB,
+                   help="refuse an archive that unpacks to more than this (MB)")
     p = sub.add_parser("verify", help="retrain one run in a scratch store and compare its metrics")
     p.add_argument("run", help="a run's key or its folder")
     p.add_argument("--profile", choices=PROFILES, help="the profile that defines it (default: look in all)")
@@ -221,7 +253,29 @@ def main(argv: list[str] | None = None) -> None:
     a = ap.parse_args(argv)
     commands = {"list": cmd_list, "publish": cmd_publish, "export": cmd_export, "import": cmd_import,
                 "verify": cmd_verify}
-    sys.exit(run_command(f"fer-runs {a.command}", lambda: commands[a.command](a), debug=a.debug))
+    sys.exit(run_command(f"fer-runs {a.command}", lambda: _on_full_disk(commands[a.command], a), debug=a.debug))
+
+
+#: what a full disk leaves behind, per command: each writes whole runs (or a whole archive) through a temporary
+#: folder or file that is removed, so none "resumes" -- it is run again
+AFTER_FULL_DISK = {
+    "publish": "Every run published before stays whole; the others were not written. Free space and publish again.",
+    "import": "Nothing was imported half-way (the archive is unpacked in a temporary folder, removed). Free space in "
+              "the run store (or point FER_RUNS at a bigger disk) and import again.",
+    "export": "No archive was written. Free space, or export to another disk.",
+    "verify": "The scratch store was removed. Free space there (or give --scratch on a bigger disk) and verify again.",
+}
+
+
+def _on_full_disk(command, a) -> int:
+    """Run ``command``; a full disk becomes one line saying what was kept and what to do for this command."""
+    try:
+        return command(a)
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC or a.command not in AFTER_FULL_DISK:
+            raise
+        where = f" writing {exc.filename}" if exc.filename else ""
+        raise OSError(f"the disk is full{where}. {AFTER_FULL_DISK[a.command]}") from exc
 
 
 if __name__ == "__main__":
