@@ -2,21 +2,20 @@
 
 A measurement is kept, keyed by the model's architecture (its module tree), input shape, timing settings and the
 hardware it ran on (the CPU or GPU model): ``cached_benchmark`` reads it back instead of timing again, from the local
-store (``<run store>/measurements/deployment.json``) or the published tier (``results/<profile>/measurements/``,
-written by ``publish_measurements``); it measures only what neither holds for this hardware, or everything when
+store (``<run store>/measurements/deployment.json``) or a published tier (``results/<profile>/measurements/``,
+written by ``fer-runs publish``; ``fer_lib.runs.measurements``); it measures only what neither holds for this hardware, or everything when
 asked (``remeasure``). The page says on which hardware each number was measured.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 
 import pandas as pd
 import torch
 
 from .. import paths
-from ..atomic import atomic_write
+from ..runs import measurements
 
 from ..engine.latency import measure_latency, measure_throughput, model_size
 from ..models import create_model
@@ -64,7 +63,7 @@ def benchmark(models: dict[str, tuple[torch.nn.Module, tuple[int, ...]]], device
     return pd.DataFrame(rows).T
 
 
-MEASUREMENTS = Path("measurements") / "deployment.json"
+MEASUREMENTS = "deployment.json"
 
 
 def hardware(device) -> str:
@@ -82,13 +81,6 @@ def measurement_key(model: torch.nn.Module, shape, settings: dict, where: str) -
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
-def _read(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text()) if path.is_file() else {}
-    except ValueError:
-        return {}  # a damaged cache costs a re-measurement, nothing else
-
-
 def cached_benchmark(models: dict[str, tuple[torch.nn.Module, tuple[int, ...]]], device, profile: str,
                      warmup: int = 50, runs: int = 200, batch: int = 64, batch_runs: int = 10, amp: bool = True,
                      remeasure: bool = False) -> pd.DataFrame:
@@ -98,40 +90,23 @@ def cached_benchmark(models: dict[str, tuple[torch.nn.Module, tuple[int, ...]]],
 
     where = hardware(device)
     settings = {"warmup": warmup, "runs": runs, "batch": batch, "batch_runs": batch_runs, "amp": amp}
-    local_path = paths.runs_dir() / MEASUREMENTS
-    kept = {} if remeasure else {**_read(paths.project_root() / "results" / profile / MEASUREMENTS), **_read(local_path)}
+    kept = {} if remeasure else measurements.kept(MEASUREMENTS, paths.published_roots())
     keys = {name: measurement_key(model, shape, settings, where) for name, (model, shape) in models.items()}
     todo = {name: models[name] for name, key in keys.items() if key not in kept}
     if todo:
         fresh = benchmark(todo, device, warmup, runs, batch, batch_runs, amp)
-        stamp = now()[:10]
-        local = _read(local_path)
+        local_path = measurements.local_file(MEASUREMENTS)
+        local = measurements.read(local_path)
         for name in todo:
             local[keys[name]] = {**{k: _plain(v) for k, v in fresh.loc[name].items()}, "measured on": where,
-                                 "measured": stamp}
-        _write(local_path, local)
+                                 "measured": now()[:10]}
+        measurements.write(local_path, local)
         kept = {**kept, **local}
     return pd.DataFrame({name: kept[key] for name, key in keys.items()}).T
 
 
-def _write(path: Path, entries: dict) -> None:
-    with atomic_write(path) as tmp:
-        tmp.write_text(json.dumps(entries, indent=1, sort_keys=True))
-
-
 def _plain(value):
     return value.item() if hasattr(value, "item") else value
-
-
-def publish_measurements(tier: Path) -> int:
-    """Merge the local store's kept measurements into a published tier's (``<tier>/measurements/``); how many."""
-    local = _read(paths.runs_dir() / MEASUREMENTS)
-    if not local:
-        return 0
-    target = Path(tier) / MEASUREMENTS
-    merged = {**_read(target), **local}
-    _write(target, merged)
-    return len(local)
 
 
 def readable(bench: pd.DataFrame) -> pd.DataFrame:

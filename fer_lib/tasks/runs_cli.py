@@ -26,6 +26,7 @@ import pandas as pd
 from .. import paths
 from ..config.params import PROFILES
 from ..runs import Run, RunStore
+from ..runs import measurements
 from ..runs.manifest import CorruptRunError
 from ..runs.provenance import environment, git_commit, now
 from ..runs.transfer import (MAX_ARCHIVE_MB, MAX_FILE_MB, check_run, dir_bytes, export_runs, import_archive,
@@ -104,9 +105,10 @@ def cmd_publish(a) -> int:
             continue
         changed += did
         unchanged += not did
+    kept = measurements.publish(tier)  # section 08's latencies, with the hardware they were measured on
     size = dir_bytes(tier) / 1e6 if tier.is_dir() else 0.0
     print(f"fer-runs publish: {changed} run(s) written, {unchanged} already published, into {tier} "
-          f"({size:.1f} MB in all)")
+          f"({size:.1f} MB in all; {kept} kept measurement(s) merged)")
     if missing:
         per_section = Counter(label.split("/")[0] for label in missing)
         print(f"  not in the local store ({len(missing)}; `fer-runs list --profile {a.profile}` names them): "
