@@ -88,13 +88,15 @@ def seed_progression(seed: dict) -> pd.DataFrame:
     return pd.DataFrame({k: v for k, v in p.items() if k != "epochs"}, index=pd.Index(p["epochs"], name="epoch"))
 
 
-def progression_beside(ours: pd.DataFrame, seed: pd.DataFrame, profile: str) -> pd.DataFrame:
-    """Rows = epochs (both tables' epochs), columns = (arm, seed | ours (profile))."""
+def progression_beside(ours: pd.DataFrame, seed: pd.DataFrame, profile: str, seed_data: str | None = None,
+                       data: str | None = None) -> pd.DataFrame:
+    """Rows = epochs (both tables' epochs), columns = (arm, seed (its data) | ours (profile, data))."""
     epochs = sorted(set(ours.index) | set(seed.index))
     cols = {}
     for arm in dict.fromkeys(list(ours.columns) + list(seed.columns)):
-        cols[arm, "seed"] = seed[arm].reindex(epochs) if arm in seed else np.nan
-        cols[arm, f"ours ({profile})"] = ours[arm].reindex(epochs) if arm in ours else np.nan
+        cols[arm, f"seed ({seed_data})" if seed_data else "seed"] = seed[arm].reindex(epochs) if arm in seed else np.nan
+        cols[arm, f"ours ({profile}, {data})" if data else f"ours ({profile})"] = (ours[arm].reindex(epochs) if arm in ours
+                                                                                  else np.nan)
     out = pd.DataFrame(cols, index=pd.Index(epochs, name="epoch"))
     out.columns = pd.MultiIndex.from_tuples(out.columns, names=["arm", "source"])
     return out
