@@ -71,26 +71,11 @@ def _weights_missing(cfg) -> bool:
 
 
 def models_of(kind: str, cfg) -> list[tuple[str, object, tuple, int]]:
-    """(role, model config, input shape without batch, classes) of every model a run builds."""
-    from ..data import num_classes
+    """(role, model config, input shape without batch, classes) of every model a run builds: its kind says
+    (``RunKind.models``)."""
+    from ..tasks.kinds import get_run_kind
 
-    if kind == "teacher":
-        return [("teacher", cfg.model, (cfg.model.in_chans, cfg.train.img_size, cfg.train.img_size),
-                 num_classes(cfg.data))]
-    if kind == "student":
-        n = num_classes(cfg.data)
-        out = [("student", cfg.model, (cfg.model.in_chans, cfg.train.img_size, cfg.train.img_size), n)]
-        return out + [(f"teacher {r}", t.model, (t.model.in_chans, t.train.img_size, t.train.img_size), n)
-                      for r, t in zip(cfg.teacher_roles, cfg.teachers)]
-    if kind == "segmenter":
-        from ..data.synthetic import PART_CLASSES
-
-        return [("segmenter", cfg.model, (cfg.model.in_chans, cfg.train.img_size, cfg.train.img_size),
-                 len(PART_CLASSES))]
-    d = cfg.data
-    frames = (d.n_frames, d.frame_size, d.frame_size) + ((3,) if d.source == "crema_d" else ())
-    spec = (d.n_fft // 2 + 1, 1 + int(round(d.sample_rate * d.seconds)) // d.hop)
-    return [("audio-visual", cfg.model, (spec, frames), 6)]
+    return get_run_kind(kind).models(cfg)
 
 
 def step_once(kind: str, model_cfg, shape, n_classes: int, unimodal: bool = False) -> tuple[float, float]:

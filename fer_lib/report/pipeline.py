@@ -248,16 +248,16 @@ def main(argv: list[str] | None = None) -> None:
 def missing_runs(profile: str, sections: list[str] | None) -> list[str]:
     """``<run>: <command that trains it>`` for every run the sections read that no store holds."""
     from ..runs import RunStore
+    from ..tasks.kinds import get_run_kind
     from ..tasks.plan import plan_profile
 
     store = RunStore()
     out = []
     for label, run in plan_profile(profile, sections, store).items():
-        if run.key and store.find(run.kind, run.key) is None:
-            how = ("section 02 computes it from its stored teachers in seconds" if run.kind == "ensemble" else
-                   f"fer-train --section {run.section} --profile {profile} --only {run.name}")
-            if run.kind != "ensemble":
-                out.append(f"  {label} ({run.kind} {run.key}): {how}")
+        # a run computed in seconds from stored runs (an ensemble) is made by its section, not trained
+        if run.key and get_run_kind(run.kind).trains and store.find(run.kind, run.key) is None:
+            out.append(f"  {label} ({run.kind} {run.key}): fer-train --section {run.section} --profile {profile} "
+                       f"--only {run.name}")
     return out
 
 

@@ -251,3 +251,11 @@ def av_configs(data: dict, model: dict, train: dict, balance: dict, probe: dict,
                 balance=from_dict(BalanceConfig, deep_merge(balance, arm.get("balance")), f"{where}.balance"),
                 probe=from_dict(ProbeConfig, deep_merge(probe, arm.get("probe")), f"{where}.probe"))
     return out
+
+
+def av_models(cfg) -> list[tuple[str, object, tuple, int]]:
+    """The audio-visual classifier; its input is (spectrogram shape, frames shape)."""
+    d = cfg.data
+    frames = (d.n_frames, d.frame_size, d.frame_size) + ((3,) if d.source == "crema_d" else ())
+    spec = (d.n_fft // 2 + 1, 1 + int(round(d.sample_rate * d.seconds)) // d.hop)
+    return [("audio-visual", cfg.model, (spec, frames), 6)]

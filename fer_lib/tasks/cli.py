@@ -32,6 +32,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--only", nargs="*", help="train only these runs")
     ap.add_argument("--plan", action="store_true", help="list every run the profile's notebooks ask for (with "
                     "--sections: those sections'), its dependencies, whether it is stored and its work; train nothing")
+    ap.add_argument("--gpus", nargs="+", type=_at_least(1), help="with --plan: the GPU-hours, the critical path and "
+                    "the makespan on each of these numbers of GPUs (e.g. --gpus 1 8 64), from the training rates "
+                    "benchmarks/train_rates.py measured")
     ap.add_argument("--sections", nargs="*", help="with --plan, --status or a launcher: these sections (default: all)")
     ap.add_argument("--status", action="store_true", help="per section, the runs done, running, pending and failed "
                     "(with a failed job's log and last error line)")
@@ -144,13 +147,13 @@ def show_status(a) -> int:
     plan = plan_profile(a.profile, a.sections, store)
     rows, records = [], {}
     for p in plan.values():
-        if p.kind == "ensemble":
+        if not get_run_kind(p.kind).trains:
             continue
         if p.key and store.find(p.kind, p.key) is None:
             records[p.label] = read_record(store, p)
     states = job_states(records.values())  # one squeue call; a failing squeue is an error, not "no jobs"
     for p in plan.values():
-        if p.kind == "ensemble":
+        if not get_run_kind(p.kind).trains:
             continue
         record = records.get(p.label)
         state = ("no data" if p.key is None else "done" if p.label not in records else
@@ -192,7 +195,7 @@ def show_plan(a) -> int:
     with pd.option_context("display.max_rows", None, "display.width", 200):
         print(pd.DataFrame(rows).to_string(index=False))
     chain, path, total = critical_path(plan, done)
-    per_section = pd.Series([p.section for p in plan.values() if p.kind != "ensemble"]).value_counts().sort_index()
+    per_section = pd.Series([p.section for p in plan.values() if get_run_kind(p.kind).trains]).value_counts().sort_index()
     print(f"\nruns to train per section: {', '.join(f'{k} {v}' for k, v in per_section.items())}")
     print(f"{a.profile}: {len(plan)} runs, {len(done)} stored; still to train: {total:,} sample-epochs")
     if any(p.nominal_work for p in plan.values()):
@@ -204,6 +207,16 @@ def show_plan(a) -> int:
     missing = sorted({p.section for p in plan.values() if p.key is None})
     if missing:
         print(f"no data on this machine for {', '.join(missing)}: their runs are listed without keys")
+    if a.gpus:
+        from .makespan import estimate, load_rates
+
+        rates = load_rates()
+        est = estimate(plan, rates, a.gpus, done)
+        print(f"\nGPU time ({rates['gpu_note']}): {est['gpu_hours']:,.1f} GPU-hours over {est['runs']} runs; critical "
+              f"path {est['critical_path_hours']:,.1f} h")
+        for n, hours in est["makespan_hours"].items():
+            print(f"  makespan on {n:>3} GPU(s): {hours:,.1f} h  ({est['gpu_hours'] / max(hours, 1e-9) / n:.0%} of the "
+                  f"GPUs busy)")
     return 0
 
 

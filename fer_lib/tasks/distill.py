@@ -255,3 +255,13 @@ def student_configs(data: dict, train: dict, student: dict, teachers: dict[str, 
                           train=from_dict(TrainConfig, deep_merge(train, arm.get("train")), f"arms.{name}.train"),
                           distill=distill, teachers=tuple(teachers[r] for r in roles), teacher_roles=tuple(roles))
     return out
+
+
+def student_models(cfg: StudentRunConfig) -> list[tuple[str, object, tuple, int]]:
+    """The student's model, then each teacher's (``teacher <role>``), as the paper check steps them."""
+    from ..data import num_classes
+
+    n = num_classes(cfg.data)
+    out = [("student", cfg.model, (cfg.model.in_chans, cfg.train.img_size, cfg.train.img_size), n)]
+    return out + [(f"teacher {r}", t.model, (t.model.in_chans, t.train.img_size, t.train.img_size), n)
+                  for r, t in zip(cfg.teacher_roles, cfg.teachers)]

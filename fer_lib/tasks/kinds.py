@@ -26,6 +26,8 @@ class RunKind:
     train: Callable[..., Any]                 # train(cfg, store=, data=, env=, progress=) -> Run
     reads: Callable[[Any], tuple[str, ...]] = reads_nothing  # the kinds of run a run with config cfg reads
     metric: str = "accuracy"                  # the test metric fer-train prints
+    models: Callable[[Any], list] = lambda cfg: []  # (role, model config, input shape, classes) of what a run builds
+    trains: bool = True                       # False: computed in seconds from stored runs, never scheduled
 
 
 RUN_KINDS: dict[str, RunKind] = {}
@@ -56,15 +58,25 @@ def _register_builtin() -> None:
     from ..data import load_dataset
     from ..data.av_sources import load_av_dataset
     from ..data.faceparse import load_seg_dataset
-    from .av import train_av
-    from .distill import reads_of, train_student
-    from .segment import train_segmenter
-    from .teacher import train_teacher
+    from .av import av_models, train_av
+    from .distill import reads_of, student_models, train_student
+    from .segment import segmenter_models, train_segmenter
+    from .teacher import teacher_models, train_teacher
 
-    register_run_kind(RunKind("teacher", load_dataset, train_teacher))
-    register_run_kind(RunKind("student", load_dataset, train_student, reads_of))
-    register_run_kind(RunKind("segmenter", load_seg_dataset, train_segmenter, metric="fscore"))
-    register_run_kind(RunKind("av", load_av_dataset, train_av))
+    register_run_kind(RunKind("teacher", load_dataset, train_teacher, models=teacher_models))
+    register_run_kind(RunKind("student", load_dataset, train_student, reads_of, models=student_models))
+    register_run_kind(RunKind("segmenter", load_seg_dataset, train_segmenter, metric="fscore",
+                              models=segmenter_models))
+    register_run_kind(RunKind("av", load_av_dataset, train_av, models=av_models))
+    register_run_kind(RunKind("ensemble", _no_data, _computed_by_its_section, trains=False))
+
+
+def _no_data(data_params: dict):
+    raise TypeError("an ensemble run loads no data: it fuses its members' stored outputs")
+
+
+def _computed_by_its_section(cfg, **kwargs):
+    raise TypeError("an ensemble run is computed by section 02 from its members (fer_lib.tasks.ensemble)")
 
 
 _register_builtin()

@@ -148,7 +148,7 @@ def critical_path(plan: dict[str, PlannedRun], done: set[str] = frozenset()) -> 
     train (keys not in ``done``). total / path is the speed-up with unlimited GPUs: runs wait only for the runs
     they read."""
     by_key = {p.ident: p for p in plan.values()}
-    todo = {label: p for label, p in plan.items() if (p.key is None or p.key not in done) and p.kind != "ensemble"}
+    todo = {label: p for label, p in plan.items() if (p.key is None or p.key not in done) and get_run_kind(p.kind).trains}
     best: dict[str, tuple[int, list[str]]] = {}
 
     def longest(label: str) -> tuple[int, list[str]]:

@@ -197,7 +197,7 @@ def cmd_verify(a) -> int:
     if planned is None:
         raise SystemExit(f"fer-runs verify: no run of {', '.join(profiles)} has the key {target!r}; "
                          "`fer-runs list --profile P` shows the keys")
-    if planned.kind == "ensemble":
+    if not get_run_kind(planned.kind).trains:
         raise SystemExit("fer-runs verify: an ensemble is recomputed from its members by section 02 in seconds; "
                          "verify its members instead")
     original = RunStore().find(planned.kind, target)

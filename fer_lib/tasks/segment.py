@@ -253,3 +253,8 @@ def example_predictions(run: Run, data: SegImages, split: str = "val", n: int = 
     return part.images[:n], part.masks[:n], z.argmax(1).byte().numpy()
 
 
+def segmenter_models(cfg: SegRunConfig) -> list[tuple[str, object, tuple, int]]:
+    """The face parser a segmenter run builds, at its input size, with the 19 part classes."""
+    from ..data.synthetic import PART_CLASSES
+
+    return [("segmenter", cfg.model, (cfg.model.in_chans, cfg.train.img_size, cfg.train.img_size), len(PART_CLASSES))]

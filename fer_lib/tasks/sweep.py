@@ -41,6 +41,7 @@ import submitit
 
 from ..runs import RunStore
 from ..runs.provenance import git_commit, now
+from .kinds import get_run_kind
 from .plan import PlannedRun, plan_profile
 
 DEFAULT_MAX_REQUEUES = 3
@@ -267,7 +268,7 @@ def failed_reads(run: PlannedRun, plan: dict[str, PlannedRun], store: RunStore,
     after = {str(j) for j in after or ()}
     out = []
     for dep in plan.values():
-        if not dep.key or dep.kind == "ensemble" or store.find(dep.kind, dep.key) is not None:
+        if not dep.key or not get_run_kind(dep.kind).trains or store.find(dep.kind, dep.key) is not None:
             continue
         record = read_record(store, dep)
         if dep.key not in run.reads and not (record and str(record.get("job_id")) in after):
@@ -315,7 +316,7 @@ def plan_jobs(profile: str, sections: list[str] | None = None, store: RunStore |
     todo: dict[str, PlannedRun] = {}
     candidates: list[tuple[PlannedRun, dict | None]] = []
     for run in plan.values():
-        if run.kind == "ensemble":
+        if not get_run_kind(run.kind).trains:
             continue  # section 02 fuses stored teachers in seconds, no job
         if run.key is None:
             out.no_data.append(run)

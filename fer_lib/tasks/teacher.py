@@ -184,3 +184,11 @@ def teacher_configs(data: dict, train: dict, teachers: dict, profile: str | None
                           data=from_dict(DataConfig, data, "data"), model=model,
                           train=from_dict(TrainConfig, deep_merge(train, spec.get("train")), f"teachers.{name}.train"))
     return out
+
+
+def teacher_models(cfg: TeacherRunConfig) -> list[tuple[str, object, tuple, int]]:
+    """(role, model config, input shape without batch, classes) of the model a teacher run builds (the paper
+    check steps it; the makespan estimate times it)."""
+    from ..data import num_classes
+
+    return [("teacher", cfg.model, (cfg.model.in_chans, cfg.train.img_size, cfg.train.img_size), num_classes(cfg.data))]
