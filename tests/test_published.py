@@ -221,6 +221,11 @@ def test_verify_retrains_one_run_of_each_kind_and_finds_its_published_metrics(tm
         assert done.value.code == 0, out
         assert ", 0 differ" in out and "metrics compared" in out
     assert not list((tmp_path / "empty").glob("*/[0-9a-f]*")), "verify wrote into the local store"
+    # each verification is in the ledger, and publish carries the ledger into the tier
+    from fer_lib.runs import ledger
+    entries = ledger.read(tmp_path / "empty" / ledger.LEDGER)
+    assert [e["run"] for e in entries] == picks and all(e["bitwise"] and e["passed"] for e in entries)
+    assert {e["kind"] for e in entries} == {"teacher", "student", "segmenter", "av"}
 
 
 def test_critical_path_and_ideal_speed_up_on_a_hand_worked_graph():

@@ -103,6 +103,7 @@ class Section:
         rows["datasets"] = ", ".join(f"{k} ({v})" for k, v in record["datasets"].items())
         rows["runs computed / read from store"] = (f"{sum(not r['cached'] for r in self.runs)} / "
                                                    f"{sum(r['cached'] for r in self.runs)}")
+        rows["reproduced"] = reproduced_note([r["key"] for r in self.runs])
         return pd.DataFrame({"value": rows})
 
 
@@ -125,6 +126,15 @@ def show_cited(values: dict) -> None:
                                     for v in values.values()]})
     html = table.style.hide(axis="index").format(precision=4).to_html()
     display({"text/html": html, "text/plain": table.to_string(index=False)}, raw=True, metadata={CITED: True})
+
+
+def reproduced_note(keys: list[str]) -> str:
+    """Where the section's runs were reproduced (``fer-runs verify``), from the verification ledgers of the
+    published tiers and the local store."""
+    from ..runs import ledger
+
+    entries = [e for root in [*paths.published_roots(), paths.runs_dir()] for e in ledger.read(root / ledger.LEDGER)]
+    return ledger.reproduced(entries, sorted(set(keys))) if keys else "no runs"
 
 
 def trained_on(prov: dict) -> str:

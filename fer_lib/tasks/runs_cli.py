@@ -26,7 +26,7 @@ import pandas as pd
 from .. import paths
 from ..config.params import PROFILES
 from ..runs import Run, RunStore
-from ..runs import measurements
+from ..runs import ledger, measurements
 from ..runs.manifest import CorruptRunError
 from ..runs.provenance import environment, git_commit, now
 from ..runs.transfer import (MAX_ARCHIVE_MB, MAX_FILE_MB, check_run, dir_bytes, export_runs, import_archive,
@@ -106,9 +106,10 @@ def cmd_publish(a) -> int:
         changed += did
         unchanged += not did
     kept = measurements.publish(tier)  # section 08's latencies, with the hardware they were measured on
+    verified = ledger.merge(paths.runs_dir() / ledger.LEDGER, tier / ledger.LEDGER)  # where runs were reproduced
     size = dir_bytes(tier) / 1e6 if tier.is_dir() else 0.0
     print(f"fer-runs publish: {changed} run(s) written, {unchanged} already published, into {tier} "
-          f"({size:.1f} MB in all; {kept} kept measurement(s) merged)")
+          f"({size:.1f} MB in all; {kept} kept measurement(s) and {verified} new verification(s) merged)")
     if missing:
         per_section = Counter(label.split("/")[0] for label in missing)
         print(f"  not in the local store ({len(missing)}; `fer-runs list --profile {a.profile}` names them): "
@@ -221,7 +222,28 @@ def cmd_verify(a) -> int:
     if len(differs):
         with pd.option_context("display.max_rows", None, "display.width", 200):
             print(differs.to_string(index=False))
-    return 0 if not len(differs) else 1
+    entry = verification_entry(planned, table, prov_a, prov_b)
+    ledger.append(paths.runs_dir() / ledger.LEDGER, entry)
+    print(f"fer-runs verify: {'passed' if entry['passed'] else 'FAILED'} ({entry['rule']}); recorded in "
+          f"{paths.runs_dir() / ledger.LEDGER} (`fer-runs publish` carries it into the published tier)")
+    return 0 if entry["passed"] else 1
+
+
+def verification_entry(planned: PlannedRun, table: pd.DataFrame, trained: dict, here: dict) -> dict:
+    """The ledger entry of one verification: where, with what, and the largest |difference| per metric name."""
+    leaf = table["metric"].str.split(".").str[-1].str.replace(r"\[\d+\]$", "", regex=True)
+    max_abs = table.assign(leaf=leaf).groupby("leaf")["abs diff"].max().fillna(float("inf")).to_dict()
+    bitwise = bool((table["abs diff"] == 0).all())
+    machine = f"{here.get('cpu')} ({here.get('device')})"
+    same = here.get("cpu") == trained.get("cpu")
+    return {"key": planned.key, "kind": planned.kind, "run": planned.label, "machine": machine,
+            "trained_on": trained.get("cpu") or trained.get("device"), "torch": here.get("torch"),
+            "fer_lib": here.get("fer_lib"), "commit": here.get("git_commit"), "date": now(),
+            "n_metrics": int(len(table)), "n_equal": int((table["abs diff"] == 0).sum()), "bitwise": bitwise,
+            "max_abs_delta": {k: float(v) for k, v in sorted(max_abs.items())},
+            "rule": ("bitwise on the CPU model that trained it" if same else
+                     f"headline metrics within {ledger.CROSS_MACHINE_TOLERANCE} on another machine"),
+            "passed": ledger.passes(same, max_abs, bitwise)}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -236,7 +258,7 @@ def main(argv: list[str] | None = None) -> None:
     with_profile(sub.add_parser("list", help="every run the profile asks for: local, published or missing"))
     p = with_profile(sub.add_parser("publish", help="copy the profile's finished runs into results/<profile>/"))
     p.add_argument("--to", help="publish into this folder instead of results/<profile>/")
-    p.add_argument("--max-mb", type=float, default=40.0, help="fail when the published tier grows past this (MB)")
+    p.add_argument("--max-mb", type=float, default=80.0, help="fail when the published tier grows past this (MB)")
     p.add_argument("--keep-hostname", action="store_true", help="keep the training machine's name in provenance.json")
     p = with_profile(sub.add_parser("export", help="the profile's finished local runs into one .tar.gz"))
     p.add_argument("archive")
