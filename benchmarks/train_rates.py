@@ -21,8 +21,8 @@ import torch
 from fer_lib.report.check import _random_weights
 from fer_lib.runs.provenance import cpu_model, now
 from fer_lib.tasks.kinds import get_run_kind
-from fer_lib.tasks.makespan import RATES_FILE, model_signature
-from fer_lib.tasks.plan import plan_profile
+from fer_lib.launch.makespan import RATES_FILE, model_signature
+from fer_lib.launch.plan import plan_profile
 
 
 def matmul_gflops(n: int = 2048, repeats: int = 10) -> float:

@@ -3,7 +3,7 @@ import pytest
 import yaml
 
 from fer_lib.runs import RunStore
-from fer_lib.tasks.cli import main as cli_main
+from fer_lib.commands.train import main as cli_main
 
 
 def main(argv):

@@ -43,7 +43,7 @@ def _png_header_only(path: Path, width: int, height: int) -> None:
 
 # ------------------------------------------------------------------------------------------- 1, 2: fer-parse
 def test_two_images_with_one_stem_are_refused_before_anything_is_written(tmp_path, seg_run, capsys):
-    from fer_lib.tasks.parse_cli import main
+    from fer_lib.commands.parse import main
 
     images = tmp_path / "imgs"
     images.mkdir()
@@ -58,7 +58,7 @@ def test_two_images_with_one_stem_are_refused_before_anything_is_written(tmp_pat
 
 
 def test_every_readable_image_is_predicted_and_each_bad_one_is_named(tmp_path, seg_run, capsys):
-    from fer_lib.tasks.parse_cli import main
+    from fer_lib.commands.parse import main
 
     images = tmp_path / "imgs"
     images.mkdir()
@@ -99,7 +99,7 @@ def test_large_images_are_predicted_in_bands_like_the_whole_image():
 
 # ------------------------------------------------------------------------------------------- 5: parameter files
 def test_a_yaml_syntax_error_names_the_file_and_line(tmp_path, capsys):
-    from fer_lib.tasks.cli import main
+    from fer_lib.commands.train import main
 
     bad = tmp_path / "mine.yaml"
     bad.write_text("data: {source: synthetic\ntrain:\n  epochs: 1\n")
@@ -109,7 +109,7 @@ def test_a_yaml_syntax_error_names_the_file_and_line(tmp_path, capsys):
 
 
 def test_a_missing_block_names_the_file_and_the_block(tmp_path, capsys):
-    from fer_lib.tasks.cli import main
+    from fer_lib.commands.train import main
 
     bad = tmp_path / "mine.yaml"
     bad.write_text("data: {source: synthetic}\ntrain: {epochs: 1}\n")
@@ -199,7 +199,7 @@ def test_two_builds_of_one_section_at_once_both_succeed(tmp_path, monkeypatch):
 def test_a_truncated_weights_file_in_fer_parse_run_names_the_run_and_the_way_out(tmp_path, seg_run, capsys):
     import shutil
 
-    from fer_lib.tasks.parse_cli import main
+    from fer_lib.commands.parse import main
 
     run = tmp_path / "segmenter" / seg_run.key
     shutil.copytree(seg_run.path, run)

@@ -93,7 +93,7 @@ def test_a_task_declares_every_hook_with_a_no_op_default():
 
 
 LAYERS = [{"(root)"}, {"metrics", "losses"}, {"config"}, {"models", "data"}, {"runs", "engine"}, {"tasks"},
-          {"report", "plots"}]
+          {"launch"}, {"report", "plots"}, {"commands"}]
 
 
 def test_layers_import_one_way():

@@ -399,8 +399,8 @@ def test_a_command_line_tool_runs_with_the_policy_before_torch_loads(command, tm
     import subprocess
     import sys
 
-    module = {"fer-train": "fer_lib.tasks.cli", "fer-parse": "fer_lib.tasks.parse_cli",
-              "fer-runs": "fer_lib.tasks.runs_cli", "fer-report": "fer_lib.report.pipeline"}[command]
+    module = {"fer-train": "fer_lib.commands.train", "fer-parse": "fer_lib.commands.parse",
+              "fer-runs": "fer_lib.commands.runs", "fer-report": "fer_lib.report.pipeline"}[command]
     probe = ("import builtins, os\n"
              "seen = {}\n"
              "real = builtins.__import__\n"

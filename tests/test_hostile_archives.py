@@ -23,7 +23,7 @@ from fer_lib.runs import RunStore
 from fer_lib.runs.manifest import CorruptRunError
 from fer_lib.runs.store import move_into_place
 from fer_lib.runs.transfer import check_run, export_runs, import_archive, publish_run
-from fer_lib.tasks.plan import PlannedRun
+from fer_lib.launch.plan import PlannedRun
 
 from test_published import _compute, _snapshot
 
@@ -180,7 +180,7 @@ HOSTILE = ["planted_renamed", "planted_forged", "tampered_config", "tampered_fin
 
 
 def _fer_runs(argv, capsys) -> tuple[int, str, str]:
-    from fer_lib.tasks.runs_cli import main
+    from fer_lib.commands.runs import main
 
     with pytest.raises(SystemExit) as done:
         main(argv)
@@ -236,7 +236,7 @@ def test_a_distilled_student_is_keyed_with_the_teacher_version_it_reads(tmp_path
 # ------------------------------------------------------------------------------------ publish, export, verify
 def _fake_plan(monkeypatch, runs: dict[str, object]):
     """``fer-runs`` reads these runs as the profile's plan (no parameter file, no data)."""
-    from fer_lib.tasks import runs_cli
+    from fer_lib.commands import runs as runs_cli
 
     plan = {f"01/{name}": PlannedRun("01", name, r.kind, r.key) for name, r in runs.items()}
     monkeypatch.setattr(runs_cli, "plan_profile", lambda *a, **k: plan)
@@ -336,7 +336,7 @@ def test_verify_refuses_a_run_filed_under_another_key_before_retraining(tmp_path
 
 @pytest.mark.parametrize("command", ["import", "publish"])
 def test_a_full_disk_says_what_this_command_kept_and_that_it_is_run_again(tmp_path, monkeypatch, capsys, command):
-    from fer_lib.tasks import runs_cli
+    from fer_lib.commands import runs as runs_cli
 
     def full(*a, **k):
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "x"))

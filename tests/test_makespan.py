@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from fer_lib.tasks.makespan import simulate
+from fer_lib.launch.makespan import simulate
 
 
 def test_a_hand_worked_graph_on_one_two_and_many_gpus():

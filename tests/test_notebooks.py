@@ -149,7 +149,7 @@ def test_smoke_report_executes_and_builds_with_warnings_as_errors(tmp_path, monk
     assert (book / "_build" / "html" / "sections" / "09_calibration.html").read_text().count("<img") >= 2
 
     # the plan lists every run a notebook asked for (fer-runs list/publish and the sweep planner rest on it)
-    from fer_lib.tasks.plan import plan_profile
+    from fer_lib.launch.plan import plan_profile
     planned = {p.key for p in plan_profile("smoke").values()}
     for prov_file in (book / "_artifacts" / "provenance").glob("*.json"):
         used = {r["key"] for r in json.loads(prov_file.read_text())["runs"]}
@@ -178,7 +178,7 @@ REAL_CPU_PUBLISHED = {spec.name for spec in SECTIONS}
 def real_cpu_sections_published(tier: Path) -> list[str]:
     """The real-cpu sections whose runs (ensembles included) and whose sections read are all in ``tier``."""
     from fer_lib.runs import RunStore
-    from fer_lib.tasks.plan import plan_profile
+    from fer_lib.launch.plan import plan_profile
 
     store = RunStore(tier.parent / ".no-local-store", published=[tier])
     plan = plan_profile("real-cpu", store=store).values()

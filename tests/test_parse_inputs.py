@@ -24,7 +24,7 @@ def stand_in_model(monkeypatch):
 
 
 def _fer_parse(argv, capsys) -> tuple[int, str, str]:
-    from fer_lib.tasks.parse_cli import main
+    from fer_lib.commands.parse import main
 
     with pytest.raises(SystemExit) as done:
         main(["predict", "--run", "unused", *argv])

@@ -197,8 +197,8 @@ def test_import_refuses_a_bad_archive_and_leaves_the_store_unchanged(tmp_path, c
 def test_verify_retrains_one_run_of_each_kind_and_finds_its_published_metrics(tmp_path, monkeypatch, capsys):
     """fer-runs verify on a published teacher, distilled student (whose published teacher has no weights, so it
     is retrained too), face parser and audio-visual run: every metric comes back equal on this machine."""
-    from fer_lib.tasks.plan import plan_profile
-    from fer_lib.tasks.runs_cli import main
+    from fer_lib.launch.plan import plan_profile
+    from fer_lib.commands.runs import main
     from fer_lib.tasks.sections import load_data, train_run
 
     plan = plan_profile("smoke")
@@ -231,7 +231,7 @@ def test_verify_retrains_one_run_of_each_kind_and_finds_its_published_metrics(tm
 def test_critical_path_and_ideal_speed_up_on_a_hand_worked_graph():
     """Teachers A (10) and B (30); student S reads A and B (5); T reads A (50); C alone (20). Chains: A -> T = 60,
     B -> S = 35, C = 20; total 115, so the ideal speed-up is 115 / 60. Stored runs drop out of both."""
-    from fer_lib.tasks.plan import PlannedRun, critical_path
+    from fer_lib.launch.plan import PlannedRun, critical_path
 
     runs = [PlannedRun("01", "A", "teacher", "a", work=10), PlannedRun("01", "B", "teacher", "b", work=30),
             PlannedRun("04", "S", "student", "s", reads=("a", "b"), work=5),

@@ -250,7 +250,7 @@ def test_segmentation_resume_equals_uninterrupted(tmp_path, monkeypatch):
 
 
 def test_predict_command_writes_single_channel_pngs_and_a_zip(tmp_path, capsys):
-    from fer_lib.tasks.parse_cli import main
+    from fer_lib.commands.parse import main
     from fer_lib.tasks.segment import train_segmenter
 
     run = train_segmenter(_tiny_config(epochs=1), RunStore(tmp_path / "runs"), progress=False)

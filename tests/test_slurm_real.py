@@ -18,8 +18,8 @@ import time
 import pytest
 
 from fer_lib.runs import RunStore
-from fer_lib.tasks.plan import plan_profile
-from fer_lib.tasks.sweep import (LIVE_STATES, SlurmOptions, failure_line, job_state, launch_slurm, plan_jobs,
+from fer_lib.launch.plan import plan_profile
+from fer_lib.launch.sweep import (LIVE_STATES, SlurmOptions, failure_line, job_state, launch_slurm, plan_jobs,
                                  read_record, slurm_states)
 
 pytestmark = pytest.mark.slurm
@@ -118,7 +118,7 @@ def test_a_smoke_graph_runs_on_slurm_held_on_its_teacher(store):
 def test_cpu_only_runs_end_to_end_through_fer_train(store, monkeypatch, capsys):
     """``fer-train --launcher slurm --gpus-per-run 0``: CPU jobs (one task, --cpus-per-run CPUs, no GPU) that
     train section 06's smoke runs; --status then counts them done."""
-    from fer_lib.tasks.cli import main
+    from fer_lib.commands.train import main
 
     monkeypatch.setenv("FER_RUNS", str(store.root))
     monkeypatch.setenv("FER_RESULTS", "")
@@ -147,7 +147,7 @@ def test_a_cancelled_teacher_does_not_leave_its_student_pending(store, monkeypat
     """The teacher's job is cancelled. Its student is not left pending: Slurm cancels it (the jobs are submitted
     with --kill-on-invalid-dep=yes) or -- submitted without it, as by an older fer-train -- it is shown blocked,
     never live, and the next launch cancels it; both runs are then submitted again."""
-    import fer_lib.tasks.sweep as sweep
+    import fer_lib.launch.sweep as sweep
 
     if not kill_on_invalid_dep:
         plain = sweep.slurm_parameters

@@ -13,8 +13,8 @@ import pytest
 
 from fer_lib.runs import RunStore
 from fer_lib.runs.transfer import publish_run
-from fer_lib.tasks.plan import plan_profile
-from fer_lib.tasks.sweep import (JobPlan, SlurmOptions, launch_slurm, plan_jobs, read_record, record_path,
+from fer_lib.launch.plan import plan_profile
+from fer_lib.launch.sweep import (JobPlan, SlurmOptions, launch_slurm, plan_jobs, read_record, record_path,
                                  run_local, warn_if_node_local)
 
 STAND_INS = {
@@ -185,7 +185,7 @@ def test_no_train_refuses_to_compute_a_missing_run(tmp_path, monkeypatch):
 
 
 def test_a_job_refuses_to_run_other_code_than_it_was_submitted_from(tmp_path, plan04):
-    from fer_lib.tasks.sweep import CodeChangedError, TrainRun
+    from fer_lib.launch.sweep import CodeChangedError, TrainRun
 
     run = plan04["04_kd_cifar/scratch"]
     job = TrainRun("smoke", run.section, run.name, run.key, str(tmp_path), commit="0123456789ab")
@@ -197,7 +197,7 @@ def test_a_job_refuses_to_run_other_code_than_it_was_submitted_from(tmp_path, pl
 
 
 def test_jobs_folder_is_next_to_the_store(tmp_path):
-    from fer_lib.tasks.sweep import jobs_folder
+    from fer_lib.launch.sweep import jobs_folder
 
     assert jobs_folder(RunStore(tmp_path / "runs")) == Path(tmp_path / "runs" / "jobs")
 
@@ -205,7 +205,7 @@ def test_jobs_folder_is_next_to_the_store(tmp_path):
 # ----------------------------------------------------------------------------- issue 36: hardening the launchers
 def _launch_cli(argv, monkeypatch, store_root):
     """fer-train with the store at ``store_root`` and no published tier; returns its exit status."""
-    from fer_lib.tasks.cli import main
+    from fer_lib.commands.train import main
 
     monkeypatch.setenv("FER_RUNS", str(store_root))
     monkeypatch.setenv("FER_RESULTS", "")
@@ -215,7 +215,7 @@ def _launch_cli(argv, monkeypatch, store_root):
 
 
 def test_cpu_only_slurm_jobs_request_no_gpu_one_task_and_cpus_per_run(tmp_path, fake_slurm, monkeypatch, capsys):
-    from fer_lib.tasks.sweep import slurm_parameters
+    from fer_lib.launch.sweep import slurm_parameters
 
     cpu = slurm_parameters("smoke", 0, SlurmOptions(gpus_per_run=0, cpus_per_run=3), deps=[])
     assert "gpus_per_node" not in cpu and cpu["ntasks_per_node"] == 1 and cpu["cpus_per_task"] == 3
@@ -247,7 +247,7 @@ def test_impossible_sweep_options_are_refused_with_one_line(option, value, tmp_p
 
 
 def test_run_local_refuses_max_parallel_below_one_instead_of_looping(tmp_path, plan04, monkeypatch):
-    import fer_lib.tasks.sweep as sweep
+    import fer_lib.launch.sweep as sweep
 
     def no_endless_loop(_):
         raise RuntimeError("run_local is looping without starting anything")
@@ -283,7 +283,7 @@ def test_a_failing_scheduler_query_is_an_error_not_no_jobs(tmp_path, fake_slurm,
     assert not plan_jobs("smoke", ["04_kd_cifar"], store, plan04).levels
     assert len((fake_slurm / "squeue.log").read_text().splitlines()) == 1
     # scontrol (MaxArraySize) and scancel failures are errors naming the command as well
-    from fer_lib.tasks.sweep import SchedulerError
+    from fer_lib.launch.sweep import SchedulerError
 
     (fake_slurm / "scontrol_fail").write_text("slurm_load_ctl_conf error: Unable to contact slurm controller\n")
     with pytest.raises(SchedulerError, match="scontrol show config"):
@@ -345,7 +345,7 @@ def _deps(spool: Path, job_id: str) -> set[str]:
 def test_a_reused_pid_is_not_a_running_local_run():
     import psutil
 
-    from fer_lib.tasks.sweep import job_state, local_state
+    from fer_lib.launch.sweep import job_state, local_state
 
     me, started = os.getpid(), psutil.Process().create_time()
     assert local_state(str(me), started) == "RUNNING"
@@ -358,8 +358,8 @@ def test_a_reused_pid_is_not_a_running_local_run():
 def test_run_local_records_the_process_start_time_beside_the_pid(tmp_path):
     """A run that fails at once keeps its record (for --status): with its job's pid and that process's start
     time, so the record reads as not running although the pid may be reused."""
-    from fer_lib.tasks.plan import PlannedRun
-    from fer_lib.tasks.sweep import job_state
+    from fer_lib.launch.plan import PlannedRun
+    from fer_lib.launch.sweep import job_state
 
     store = RunStore(tmp_path / "runs", published=[])
     bogus = PlannedRun(section="no_such_section", name="x", kind="teacher", key="0123456789abcdef0123")

@@ -249,7 +249,7 @@ def missing_runs(profile: str, sections: list[str] | None) -> list[str]:
     """``<run>: <command that trains it>`` for every run the sections read that no store holds."""
     from ..runs import RunStore
     from ..tasks.kinds import get_run_kind
-    from ..tasks.plan import plan_profile
+    from ..launch.plan import plan_profile
 
     store = RunStore()
     out = []

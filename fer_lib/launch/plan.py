@@ -18,9 +18,9 @@ import numpy as np
 from ..config import config_hash
 from ..config.params import load_params, params_file
 from ..runs import RunStore
-from .ensemble import ensemble_key_parts
-from .kinds import get_run_kind
-from .sections import SECTIONS, load_data, section_runs
+from ..tasks.ensemble import ensemble_key_parts
+from ..tasks.kinds import get_run_kind
+from ..tasks.sections import SECTIONS, load_data, section_runs
 
 #: training-set sizes the seeds state, for the work of a profile whose data are not on this machine (the paper
 #: profile on a laptop): FER2013's Kaggle train split, CIFAR-100's 50k less seed 002's 5k validation images, and

@@ -31,9 +31,9 @@ from ..runs.manifest import CorruptRunError
 from ..runs.provenance import environment, git_commit, now
 from ..runs.transfer import (MAX_ARCHIVE_MB, MAX_FILE_MB, check_run, dir_bytes, export_runs, import_archive,
                              publish_run)
-from .errors import run_command
-from .kinds import RUN_KINDS, get_run_kind
-from .plan import PlannedRun, plan_profile, stored
+from ..tasks.errors import run_command
+from ..tasks.kinds import RUN_KINDS, get_run_kind
+from ..launch.plan import PlannedRun, plan_profile, stored
 
 
 def run_key(kind: str, config: dict, data_fingerprint: str) -> str:
@@ -63,7 +63,7 @@ def weights_needed(plan: dict[str, PlannedRun], store: RunStore) -> set[str]:
     """Keys of the runs whose weights the book reads: section 06's arm selected on validation F-score (its
     prediction grid and challenge masks; ``fer-parse``), chosen by the notebook's own ranking. Section 08 measures
     architectures, not trained weights; every other section reads outputs and metrics."""
-    from .segment import selected_arm
+    from ..tasks.segment import selected_arm
 
     arms = {p.key: store.find(p.kind, p.key) for p in plan.values() if p.kind == "segmenter" and p.key}
     arms = {key: run for key, run in arms.items() if run is not None}
@@ -186,7 +186,7 @@ def compare_metrics(published: dict, recomputed: dict) -> pd.DataFrame:
 
 
 def cmd_verify(a) -> int:
-    from .sections import load_data, train_run
+    from ..tasks.sections import load_data, train_run
 
     target = Path(a.run).name if Path(a.run).is_dir() else a.run
     profiles = [a.profile] if a.profile else list(PROFILES)

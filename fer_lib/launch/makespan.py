@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .. import paths
 from ..config import to_dict
-from .kinds import get_run_kind
+from ..tasks.kinds import get_run_kind
 from .plan import PlannedRun
 
 RATES_FILE = Path("benchmarks") / "results" / "train_rates.json"

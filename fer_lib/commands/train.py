@@ -1,7 +1,7 @@
 """``fer-train``: train a section's runs into the run store (under ``torchrun`` for DDP).
 
     fer-train --section 01_teachers --profile paper
-    torchrun --nproc_per_node 4 -m fer_lib.tasks.cli --section 04_kd_cifar --profile paper --only m1 m2
+    torchrun --nproc_per_node 4 -m fer_lib.commands.train --section 04_kd_cifar --profile paper --only m1 m2
     fer-train --section 06_segmentation --profile paper --only dice_1_5
     fer-train --section 01_teachers --params my_teachers.yaml
 
@@ -18,9 +18,9 @@ from pathlib import Path
 
 from ..engine import DistEnv
 from ..config.params import PROFILES, load_params, params_file
-from .errors import run_command
-from .kinds import get_run_kind
-from .sections import SECTIONS, load_data, section_runs, train_run
+from ..tasks.errors import run_command
+from ..tasks.kinds import get_run_kind
+from ..tasks.sections import SECTIONS, load_data, section_runs, train_run
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -83,7 +83,7 @@ def _at_least(low: int, high: int | None = None):
 
 
 def _signal(text: str) -> str:
-    from .sweep import signal_name
+    from ..launch.sweep import signal_name
 
     try:
         return signal_name(text)
@@ -96,7 +96,7 @@ def launch(a) -> int:
     import subprocess
 
     from ..runs import RunStore
-    from .sweep import SlurmOptions, jobs_folder, launch_slurm, plan_jobs, run_local, warn_if_node_local
+    from ..launch.sweep import SlurmOptions, jobs_folder, launch_slurm, plan_jobs, run_local, warn_if_node_local
 
     store = RunStore()
     jobs = plan_jobs(a.profile, a.sections, store)
@@ -121,7 +121,7 @@ def launch(a) -> int:
     if not a.wait:  # the coordinator runs on, detached, and this command returns
         log = jobs_folder(store) / f"local-sweep-{os.getpid()}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
-        argv = [sys.executable, "-m", "fer_lib.tasks.cli", *sys.argv[1:], "--wait"]
+        argv = [sys.executable, "-m", "fer_lib.commands.train", *sys.argv[1:], "--wait"]
         with open(log, "w") as fh:
             subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
         print(f"[sweep] running in the background; its log: {log}")
@@ -140,8 +140,8 @@ def show_status(a) -> int:
     import pandas as pd
 
     from ..runs import RunStore
-    from .plan import plan_profile
-    from .sweep import job_state, job_states, read_record, why_not_done
+    from ..launch.plan import plan_profile
+    from ..launch.sweep import job_state, job_states, read_record, why_not_done
 
     store = RunStore()
     plan = plan_profile(a.profile, a.sections, store)
@@ -181,7 +181,7 @@ def show_plan(a) -> int:
     import pandas as pd
 
     from ..runs import RunStore
-    from .plan import critical_path, plan_profile, stored
+    from ..launch.plan import critical_path, plan_profile, stored
 
     store = RunStore()
     plan = plan_profile(a.profile, a.sections, store)
@@ -200,7 +200,7 @@ def show_plan(a) -> int:
     print(f"{a.profile}: {len(plan)} runs, {len(done)} stored; still to train: {total:,} sample-epochs")
     if any(p.nominal_work for p in plan.values()):
         print("(work of runs whose data are not here: from the datasets' nominal sizes, "
-              "fer_lib.tasks.plan.NOMINAL_TRAIN; a face-parsing set's size is unknown and counts 0)")
+              "fer_lib.launch.plan.NOMINAL_TRAIN; a face-parsing set's size is unknown and counts 0)")
     if path:
         print(f"critical path ({path:,} sample-epochs): {' -> '.join(chain)}")
         print(f"ideal speed-up with unlimited GPUs: {total / path:.1f}x (total work / critical path)")
@@ -208,7 +208,7 @@ def show_plan(a) -> int:
     if missing:
         print(f"no data on this machine for {', '.join(missing)}: their runs are listed without keys")
     if a.gpus:
-        from .makespan import estimate, load_rates
+        from ..launch.makespan import estimate, load_rates
 
         rates = load_rates()
         est = estimate(plan, rates, a.gpus, done)

@@ -1,6 +1,6 @@
 """Sweeps: every run of a profile that is not stored yet, launched with submitit -- on Slurm, or on this machine.
 
-- ``plan_jobs``: the runs still to train (the plan of ``fer_lib.tasks.plan`` minus what the store -- local or
+- ``plan_jobs``: the runs still to train (the plan of ``fer_lib.launch.plan`` minus what the store -- local or
   published -- already holds, minus runs whose job is pending or running), grouped in dependency levels: a
   student waits for the teachers it distils, nothing else waits.
 - ``TrainRun``: one run as a submitit job, checkpointable: on a timeout or preemption signal it asks to be
@@ -41,7 +41,7 @@ import submitit
 
 from ..runs import RunStore
 from ..runs.provenance import git_commit, now
-from .kinds import get_run_kind
+from ..tasks.kinds import get_run_kind
 from .plan import PlannedRun, plan_profile
 
 DEFAULT_MAX_REQUEUES = 3
@@ -65,8 +65,8 @@ class TrainRun(submitit.helpers.Checkpointable):
         import torch
 
         from ..config.params import load_params, params_file
-        from .kinds import get_run_kind
-        from .sections import load_data, section_runs, train_run
+        from ..tasks.kinds import get_run_kind
+        from ..tasks.sections import load_data, section_runs, train_run
 
         current = git_commit()
         if current != self.commit and not os.environ.get("FER_ALLOW_CODE_CHANGE"):

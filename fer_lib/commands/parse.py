@@ -16,7 +16,7 @@ import argparse
 import errno
 import sys
 
-from .errors import run_command
+from ..tasks.errors import run_command
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _predict(a) -> int:
-    from .parse import predict_folder
+    from ..tasks.parse import predict_folder
 
     try:
         result = predict_folder(a.run, a.images, a.out, tta=not a.no_tta, zip_path=a.zip, device=a.device)
