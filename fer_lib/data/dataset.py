@@ -126,6 +126,20 @@ def limit_splits(data: LabeledImages, limit: dict[str, int], seed: int) -> Label
     return replace(out, notes=data.notes + tuple(notes))
 
 
+#: the primes that spread (training seed, epoch, rank, item, step) into distinct RNG seeds: the one home of every
+#: seed derived from a run's training seed (engine.fit.epoch_seed, the datasets' views, the AV noise)
+SEED_PRIME, EPOCH_PRIME, RANK_PRIME, ITEM_PRIME = 1_000_003, 7_919, 104_729, 10_000_019
+
+
+def view_seed(seed: int, epoch: int) -> int:
+    """The seed an epoch's augmented views are drawn from; item ``i`` uses ``item_seed(view_seed, i)``."""
+    return (seed * SEED_PRIME + epoch) * ITEM_PRIME
+
+
+def item_seed(epoch_view_seed: int, index: int) -> int:
+    return (epoch_view_seed + int(index)) % 2**63
+
+
 @contextmanager
 def seeded(seed: int):
     """Run a block with torch's CPU generator, numpy and python RNGs seeded by ``seed``; restore them afterwards.
@@ -158,7 +172,7 @@ class ImageArrayDataset(Dataset):
         self.view_seed: int | None = None
 
     def set_epoch(self, seed: int, epoch: int) -> None:
-        self.view_seed = (seed * 1_000_003 + epoch) * 10_000_019
+        self.view_seed = view_seed(seed, epoch)
 
     def __len__(self):
         return len(self.labels)
@@ -170,6 +184,6 @@ class ImageArrayDataset(Dataset):
             if self.view_seed is None:
                 x = self.transform(x)
             else:
-                with seeded((self.view_seed + int(i)) % 2**63):
+                with seeded(item_seed(self.view_seed, i)):
                     x = self.transform(x)
         return x, int(self.labels[i])

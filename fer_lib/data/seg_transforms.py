@@ -19,7 +19,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from ..config import SegAugmentConfig
-from .dataset import seeded
+from .dataset import item_seed, seeded, view_seed
 from .faceparse import flip_permutation
 
 
@@ -62,7 +62,7 @@ class SegArrayDataset(Dataset):
         self.view_seed: int | None = None
 
     def set_epoch(self, seed: int, epoch: int) -> None:
-        self.view_seed = (seed * 1_000_003 + epoch) * 10_000_019
+        self.view_seed = view_seed(seed, epoch)
 
     def __len__(self):
         return len(self.images)
@@ -74,6 +74,6 @@ class SegArrayDataset(Dataset):
             if self.view_seed is None:
                 x, m = self.transform(x, m)
             else:
-                with seeded((self.view_seed + int(i)) % 2**63):
+                with seeded(item_seed(self.view_seed, i)):
                     x, m = self.transform(x, m)
         return x.as_subclass(torch.Tensor), m.as_subclass(torch.Tensor)

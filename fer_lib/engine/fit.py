@@ -38,6 +38,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from ..config import TrainConfig
+from ..data.dataset import EPOCH_PRIME, RANK_PRIME, SEED_PRIME
 from ..data.sampler import train_sampler
 from .checkpoint import load_state, save_state, save_weights
 from .distributed import DistEnv, ShardSampler
@@ -65,7 +66,7 @@ def seed_everything(seed: int) -> None:
 
 
 def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
-    return (seed * 1_000_003 + epoch * 7_919 + rank * 104_729) % 2**31
+    return (seed * SEED_PRIME + epoch * EPOCH_PRIME + rank * RANK_PRIME) % 2**31
 
 
 def autocast(device: torch.device, enabled: bool):
@@ -114,7 +115,7 @@ def _replayable_views(train_set, train_tf, seed: int, epoch: int, env: DistEnv, 
     """Tie every random draw that shapes an epoch's training views to (seed, epoch, rank) only."""
     view_seed = epoch_seed(seed, epoch, env.rank) + 1
     if hasattr(train_set, "set_epoch"):
-        train_set.set_epoch(seed + 7_919 * env.rank, epoch)
+        train_set.set_epoch(seed + EPOCH_PRIME * env.rank, epoch)
     if train_tf is not None and hasattr(train_tf, "reseed"):
         train_tf.reseed(view_seed, dev)
 

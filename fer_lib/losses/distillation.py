@@ -1,8 +1,8 @@
 """Distillation losses as pure functions (seeds 002 and 003).
 
-Conventions: ``s`` student logits (N, C), ``ts`` a list of K teacher logits (N, C), ``t`` the
-target distribution (N, C) -- one-hot, or mixed by MixUp/CutMix, so "the probability a teacher
-gives the true class" is sum_c t_c p_c. ``T`` is the softening temperature. KL terms are
+Conventions: ``student_logits`` (N, C), ``teachers`` a list of K teacher logits (N, C), ``target`` the
+target distribution t (N, C) -- one-hot, or mixed by MixUp/CutMix, so "the probability a teacher
+gives the true class" is sum_c t_c p_c. ``T`` is the softening temperature (a number, as in the formulas). KL terms are
 per-sample KL(p_teacher || p_student) at temperature T times T^2 (Hinton et al. 2015), averaged
 over the batch (``torch.nn.KLDivLoss(reduction="batchmean")``'s convention).
 
@@ -59,92 +59,94 @@ def kl_to_probs(p_teacher: torch.Tensor, student_logits: torch.Tensor, T: float)
     return (p * (torch.log(p.clamp_min(1e-12)) - log_ps)).sum(1) * T * T
 
 
-def true_class_prob(logits: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+def true_class_prob(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """sum_c t_c softmax(z)_c per sample: the probability of the (possibly mixed) true class."""
-    return (F.softmax(logits.float(), dim=1) * t).sum(1)
+    return (F.softmax(logits.float(), dim=1) * target).sum(1)
 
 
-def kd_loss(s, teacher, t, T: float = 4.0, alpha: float = 0.5, ce=None) -> dict:
-    ce = soft_cross_entropy(s, t) if ce is None else ce
-    return {"loss_kd": alpha * kl_div(teacher, s, T).mean(), "loss_ce": (1 - alpha) * ce}
+def kd_loss(student_logits, teacher, target, T: float = 4.0, alpha: float = 0.5, ce=None) -> dict:
+    ce = soft_cross_entropy(student_logits, target) if ce is None else ce
+    return {"loss_kd": alpha * kl_div(teacher, student_logits, T).mean(), "loss_ce": (1 - alpha) * ce}
 
 
-def dkd_terms(s: torch.Tensor, teacher: torch.Tensor, target: torch.Tensor, T: float):
+def dkd_terms(student_logits: torch.Tensor, teacher: torch.Tensor, target: torch.Tensor, T: float):
     """(TCKD, NCKD) per sample for hard target indices ``target``."""
-    mask = F.one_hot(target, s.shape[1]).bool()
-    ps, pt = F.softmax(s.float() / T, 1), F.softmax(teacher.float() / T, 1)
+    mask = F.one_hot(target, student_logits.shape[1]).bool()
+    ps, pt = F.softmax(student_logits.float() / T, 1), F.softmax(teacher.float() / T, 1)
     bs = torch.stack([ps[mask], 1 - ps[mask]], 1).clamp_min(1e-12)
     bt = torch.stack([pt[mask], 1 - pt[mask]], 1).clamp_min(1e-12)
     tckd = (bt * (bt.log() - bs.log())).sum(1) * T * T
     big = torch.finfo(torch.float32).max / 4
-    log_ps_nt = F.log_softmax(s.float() / T - big * mask, 1)
+    log_ps_nt = F.log_softmax(student_logits.float() / T - big * mask, 1)
     log_pt_nt = F.log_softmax(teacher.float() / T - big * mask, 1)
     nckd = (log_pt_nt.exp() * (log_pt_nt - log_ps_nt)).masked_fill(mask, 0).sum(1) * T * T
     return tckd, nckd
 
 
-def dkd_loss(s, teacher, t, T: float = 4.0, alpha: float = 1.0, beta: float = 8.0, warmup: float = 0.0,
+def dkd_loss(student_logits, teacher, target, T: float = 4.0, alpha: float = 1.0, beta: float = 8.0,
+             warmup: float = 0.0,
              epoch: float = 0.0, ce=None) -> dict:
-    tckd, nckd = dkd_terms(s, teacher, t.argmax(1), T)
+    tckd, nckd = dkd_terms(student_logits, teacher, target.argmax(1), T)
     ramp = min(epoch / warmup, 1.0) if warmup > 0 else 1.0
-    ce = soft_cross_entropy(s, t) if ce is None else ce
+    ce = soft_cross_entropy(student_logits, target) if ce is None else ce
     return {"loss_tckd": ramp * alpha * tckd.mean(), "loss_nckd": ramp * beta * nckd.mean(), "loss_ce": ce}
 
 
-def ca_wkd_weights(teachers: list[torch.Tensor], t: torch.Tensor) -> torch.Tensor:
+def ca_wkd_weights(teachers: list[torch.Tensor], target: torch.Tensor) -> torch.Tensor:
     """Seed 002 eq. 1: (K, N) per-sample teacher weights from the teachers' cross-entropy."""
     k = len(teachers)
     if k < 2:
         raise ValueError("CA-WKD needs at least two teachers")
-    ce = torch.stack([-(t * F.log_softmax(z.float(), 1)).sum(1) for z in teachers])  # (K, N)
+    ce = torch.stack([-(target * F.log_softmax(z.float(), 1)).sum(1) for z in teachers])  # (K, N)
     return (1.0 - F.softmax(ce, dim=0)) / (k - 1)
 
 
-def weighted_kl(s, teachers, weights: torch.Tensor, T: float) -> torch.Tensor:
+def weighted_kl(student_logits, teachers, weights: torch.Tensor, T: float) -> torch.Tensor:
     """sum_k w^k KL_T(p_Tk || p_s) T^2, batch mean (seed 002 eq. 2-3)."""
-    return (weights * torch.stack([kl_div(z, s, T) for z in teachers])).sum(0).mean()
+    return (weights * torch.stack([kl_div(z, student_logits, T) for z in teachers])).sum(0).mean()
 
 
-def ca_wkd_loss(s, teachers, t, T: float = 4.0, ce=None) -> dict:
-    ce = soft_cross_entropy(s, t) if ce is None else ce
-    return {"loss_kd": weighted_kl(s, teachers, ca_wkd_weights(teachers, t), T), "loss_ce": ce}
+def ca_wkd_loss(student_logits, teachers, target, T: float = 4.0, ce=None) -> dict:
+    ce = soft_cross_entropy(student_logits, target) if ce is None else ce
+    return {"loss_kd": weighted_kl(student_logits, teachers, ca_wkd_weights(teachers, target), T), "loss_ce": ce}
 
 
-def alpha_guided_alpha(teachers, t, gamma: float = 2.0, theta: float = 0.3) -> torch.Tensor:
+def alpha_guided_alpha(teachers, target, gamma: float = 2.0, theta: float = 0.3) -> torch.Tensor:
     """Seed 002 eq. 6 (a scalar): sigmoid(gamma * (Conf_avg - theta))."""
-    conf = true_class_prob(torch.stack([z.float() for z in teachers]).mean(0), t).mean()
+    conf = true_class_prob(torch.stack([z.float() for z in teachers]).mean(0), target).mean()
     return torch.sigmoid(gamma * (conf - theta))
 
 
-def alpha_guided_loss(s, teachers, t, T: float = 4.0, gamma: float = 2.0, theta: float = 0.3, ce=None) -> dict:
-    alpha = alpha_guided_alpha(teachers, t, gamma, theta)
-    ce = soft_cross_entropy(s, t) if ce is None else ce
-    return {"loss_kd": alpha * weighted_kl(s, teachers, ca_wkd_weights(teachers, t), T),
+def alpha_guided_loss(student_logits, teachers, target, T: float = 4.0, gamma: float = 2.0, theta: float = 0.3,
+                      ce=None) -> dict:
+    alpha = alpha_guided_alpha(teachers, target, gamma, theta)
+    ce = soft_cross_entropy(student_logits, target) if ce is None else ce
+    return {"loss_kd": alpha * weighted_kl(student_logits, teachers, ca_wkd_weights(teachers, target), T),
             "loss_ce": (1 - alpha) * ce}
 
 
-def most_confident(teachers, t) -> tuple[torch.Tensor, torch.Tensor]:
+def most_confident(teachers, target) -> tuple[torch.Tensor, torch.Tensor]:
     """(index of the most confident teacher per sample, its true-class probability): seed 002 §2.2.3."""
-    probs = torch.stack([true_class_prob(z, t) for z in teachers])  # (K, N)
+    probs = torch.stack([true_class_prob(z, target) for z in teachers])  # (K, N)
     best, idx = probs.max(0)
     return idx, best
 
 
-def adaptive_alpha_loss(s, teachers, t, T: float = 4.0, with_ce: bool = True, ce=None) -> dict:
-    idx, best = most_confident(teachers, t)
+def adaptive_alpha_loss(student_logits, teachers, target, T: float = 4.0, with_ce: bool = True, ce=None) -> dict:
+    idx, best = most_confident(teachers, target)
     chosen = torch.stack([z.float() for z in teachers])[idx, torch.arange(len(idx))]
-    kl = kl_div(chosen, s, T).mean()
+    kl = kl_div(chosen, student_logits, T).mean()
     if not with_ce:
         return {"loss_kd": kl}
     alpha = best.mean()
-    ce = soft_cross_entropy(s, t) if ce is None else ce
+    ce = soft_cross_entropy(student_logits, target) if ce is None else ce
     return {"loss_kd": alpha * kl, "loss_ce": (1 - alpha) * ce}
 
 
-def aver_loss(s, teachers, t, T: float = 4.0, alpha: float = 0.5, ce=None) -> dict:
+def aver_loss(student_logits, teachers, target, T: float = 4.0, alpha: float = 0.5, ce=None) -> dict:
     p = torch.stack([F.softmax(z.float() / T, 1) for z in teachers]).mean(0)
-    ce = soft_cross_entropy(s, t) if ce is None else ce
-    return {"loss_kd": alpha * kl_to_probs(p, s, T).mean(), "loss_ce": (1 - alpha) * ce}
+    ce = soft_cross_entropy(student_logits, target) if ce is None else ce
+    return {"loss_kd": alpha * kl_to_probs(p, student_logits, T).mean(), "loss_ce": (1 - alpha) * ce}
 
 
 def ebkd_weights(teachers, T: float = 1.0) -> torch.Tensor:
@@ -156,8 +158,8 @@ def ebkd_weights(teachers, T: float = 1.0) -> torch.Tensor:
     return 1.0 - ent / ent.sum(0).clamp_min(1e-12)
 
 
-def ebkd_loss(s, teachers, t, T: float = 4.0, alpha: float = 0.5, ce=None) -> dict:
+def ebkd_loss(student_logits, teachers, target, T: float = 4.0, alpha: float = 0.5, ce=None) -> dict:
     """alpha * sum_k w_k KL_T(p_Tk || p_s) T^2 / K (batch mean) + (1 - alpha) CE, as the CA-MKD reference."""
-    ce = soft_cross_entropy(s, t) if ce is None else ce
-    kl = weighted_kl(s, teachers, ebkd_weights(teachers), T) / len(teachers)
+    ce = soft_cross_entropy(student_logits, target) if ce is None else ce
+    kl = weighted_kl(student_logits, teachers, ebkd_weights(teachers), T) / len(teachers)
     return {"loss_kd": alpha * kl, "loss_ce": (1 - alpha) * ce}

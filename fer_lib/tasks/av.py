@@ -24,6 +24,7 @@ from ..config import ConfigError
 from ..config import (AVDataConfig, AVModelConfig, AVRunConfig, BalanceConfig, ProbeConfig, TrainConfig, build,
                       deep_merge, from_dict)
 from ..data.av_clips import AVClips, AVDataset
+from ..data.dataset import SEED_PRIME
 from ..data.av_sources import load_av_dataset
 from ..engine import DistEnv, FitData, Task, fit, load_weights, predict, seed_everything
 from ..metrics import classification_metrics
@@ -114,7 +115,7 @@ class AVTask(Task):
             dist.all_reduce(scores)
         coef = dict(zip(MODALITIES, ogm_ge_coefficients(float(scores[0]), float(scores[1]), self.cfg.balance.alpha)))
         dev = self.env.device
-        g = torch.Generator(device=dev).manual_seed(self.cfg.train.seed * 1_000_003 + step)  # same noise on all ranks
+        g = torch.Generator(device=dev).manual_seed(self.cfg.train.seed * SEED_PRIME + step)  # same noise on all ranks
         for m in MODALITIES:
             for p in getattr(self.model, m).parameters():
                 if p.grad is not None and p.grad.ndim == 4:
