@@ -84,8 +84,7 @@ def dkd_terms(student_logits: torch.Tensor, teacher: torch.Tensor, target: torch
 
 
 def dkd_loss(student_logits, teacher, target, T: float = 4.0, alpha: float = 1.0, beta: float = 8.0,
-             warmup: float = 0.0,
-             epoch: float = 0.0, ce=None) -> dict:
+             warmup: float = 0.0, epoch: float = 0.0, ce=None) -> dict:
     tckd, nckd = dkd_terms(student_logits, teacher, target.argmax(1), T)
     ramp = min(epoch / warmup, 1.0) if warmup > 0 else 1.0
     ce = soft_cross_entropy(student_logits, target) if ce is None else ce
