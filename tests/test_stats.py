@@ -92,16 +92,17 @@ def test_best_on_validation_refuses_test_scores_and_ignores_nan():
         best_on_validation(pd.Series({"a": 0.4}, name="test_f1"))
 
 
-def test_weighted_ece_equals_ece_on_the_resampled_rows():
+def test_resampled_ece_equals_ece_on_the_resampled_rows():
     from fer_lib.metrics import ece, softmax
-    from fer_lib.metrics.stats import paired_bootstrap_ece, weighted_ece
+    from fer_lib.metrics.calibration_boot import ece_rows
+    from fer_lib.metrics.stats import paired_bootstrap_ece
 
     rng = np.random.default_rng(3)
     labels = rng.integers(0, 7, 500)
     probs = softmax(rng.normal(size=(500, 7)) * 2)
     idx = rng.integers(0, 500, size=(5, 500))
     weights = np.stack([np.bincount(i, minlength=500) for i in idx]).astype(float)
-    ours = weighted_ece(weights, probs, labels)
+    ours = ece_rows(weights, probs, labels)
     for row, i in enumerate(idx):
         assert ours[row] == pytest.approx(ece(probs[i], labels[i]))
     other = softmax(rng.normal(size=(500, 7)))

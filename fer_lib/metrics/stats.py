@@ -21,7 +21,7 @@ from typing import Callable, Mapping
 import numpy as np
 from scipy import stats as sps
 
-from .calibration import _bin_index
+from .calibration_boot import ece_rows
 
 LEVEL = 0.95
 NOT_DETECTABLE = "no difference detectable at this budget"
@@ -99,6 +99,16 @@ def weighted_macro_f1(weights: np.ndarray, labels: np.ndarray, pred: np.ndarray,
 WEIGHTED_METRICS: dict[str, Callable] = {"accuracy": weighted_accuracy, "macro_f1": weighted_macro_f1}
 
 
+def _paired_interval(difference_rows: Callable[[np.ndarray], np.ndarray], n: int, n_boot: int, level: float,
+                     seed: int) -> Interval:
+    """The paired bootstrap every function below shares: ``difference_rows(weights)`` is metric(A) - metric(B) for
+    each row of resample counts; a row of ones is the full test split (the estimate)."""
+    estimate = float(difference_rows(np.ones((1, n)))[0])
+    boots = difference_rows(_resample_weights(n, n_boot, seed))
+    low, high = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2])
+    return Interval(estimate, float(low), float(high), n, "paired bootstrap over test samples", level)
+
+
 def paired_bootstrap(labels, pred_a, pred_b, metric: str = "macro_f1", num_classes: int | None = None,
                      n_boot: int = 2000, level: float = LEVEL, seed: int = 0) -> Interval:
     """metric(A) - metric(B) on the test split, with the percentile interval of that difference over ``n_boot``
@@ -110,20 +120,8 @@ def paired_bootstrap(labels, pred_a, pred_b, metric: str = "macro_f1", num_class
                          f"{labels.shape}, {pred_a.shape}, {pred_b.shape}")
     score = WEIGHTED_METRICS[metric]
     k = int(num_classes or max(labels.max(), pred_a.max(), pred_b.max()) + 1)
-    full = np.ones((1, labels.size))
-    estimate = float(score(full, labels, pred_a, k)[0] - score(full, labels, pred_b, k)[0])
-    weights = _resample_weights(labels.size, n_boot, seed)
-    boots = score(weights, labels, pred_a, k) - score(weights, labels, pred_b, k)
-    low, high = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2])
-    return Interval(estimate, float(low), float(high), int(labels.size), "paired bootstrap over test samples", level)
-
-
-def weighted_ece(weights: np.ndarray, probs: np.ndarray, labels: np.ndarray, n_bins: int = 15) -> np.ndarray:
-    """ECE of each resample: sum_b |sum_{i in b} w_i (conf_i - correct_i)| / sum_i w_i, the bins of
-    ``fer_lib.metrics.ece`` (a sample's bin depends on its own confidence only, so resampling keeps it)."""
-    conf, correct = probs.max(1), (probs.argmax(1) == labels).astype(np.float64)
-    in_bin = (_bin_index(conf, n_bins)[:, None] == np.arange(n_bins)).astype(np.float64)
-    return np.abs(weights @ (in_bin * (conf - correct)[:, None])).sum(1) / weights.sum(1)
+    return _paired_interval(lambda w: score(w, labels, pred_a, k) - score(w, labels, pred_b, k), labels.size,
+                            n_boot, level, seed)
 
 
 def paired_bootstrap_ece(labels, probs_a, probs_b, n_bins: int = 15, n_boot: int = 2000, level: float = LEVEL,
@@ -131,12 +129,8 @@ def paired_bootstrap_ece(labels, probs_a, probs_b, n_bins: int = 15, n_boot: int
     """ECE(A) - ECE(B) on the test split with its paired bootstrap interval (one run each: test sampling only)."""
     labels = np.asarray(labels).astype(np.int64)
     probs_a, probs_b = np.asarray(probs_a, np.float64), np.asarray(probs_b, np.float64)
-    full = np.ones((1, labels.size))
-    estimate = float(weighted_ece(full, probs_a, labels, n_bins)[0] - weighted_ece(full, probs_b, labels, n_bins)[0])
-    weights = _resample_weights(labels.size, n_boot, seed)
-    boots = weighted_ece(weights, probs_a, labels, n_bins) - weighted_ece(weights, probs_b, labels, n_bins)
-    low, high = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2])
-    return Interval(estimate, float(low), float(high), int(labels.size), "paired bootstrap over test samples", level)
+    return _paired_interval(lambda w: ece_rows(w, probs_a, labels, n_bins) - ece_rows(w, probs_b, labels, n_bins),
+                            labels.size, n_boot, level, seed)
 
 
 def paired_bootstrap_values(values_a, values_b, n_boot: int = 2000, level: float = LEVEL, seed: int = 0) -> Interval:
@@ -144,11 +138,7 @@ def paired_bootstrap_values(values_a, values_b, n_boot: int = 2000, level: float
     a, b = np.asarray(values_a, dtype=float), np.asarray(values_b, dtype=float)
     if a.shape != b.shape or a.ndim != 1:
         raise ValueError(f"paired_bootstrap_values: expected two 1-D arrays of one length, got {a.shape}, {b.shape}")
-    weights = _resample_weights(a.size, n_boot, seed)
-    boots = weights @ (a - b) / a.size
-    low, high = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2])
-    return Interval(float((a - b).mean()), float(low), float(high), int(a.size), "paired bootstrap over test samples",
-                    level)
+    return _paired_interval(lambda w: w @ (a - b) / a.size, a.size, n_boot, level, seed)
 
 
 # ----------------------------------------------------------------------------- words
