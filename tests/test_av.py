@@ -307,3 +307,15 @@ def test_av_config_errors_name_the_arm():
                                                                    "probe": {"enabled": False}}}, [0])
     with pytest.raises(ConfigError, match="data.fer_root: required for source 'ravdess_fer'"):
         av_configs({"source": "ravdess_fer", "root": "x"}, {}, TINY["train"], {}, {}, {"a": {}}, [0])
+
+
+def test_an_arms_own_seeds_replace_the_sections():
+    from fer_lib.config import ConfigError
+    from fer_lib.tasks.av import av_configs
+
+    arms = {"baseline": {"seeds": [0, 1, 2]}, "freq": {"balance": {"mode": "frequency", "k": 2}}}
+    cfgs = av_configs({"source": "synthetic"}, {}, {"epochs": 1}, {}, {}, arms, [0])
+    assert sorted(cfgs) == [("baseline", 0), ("baseline", 1), ("baseline", 2), ("freq", 0)]
+    assert cfgs["baseline", 2].train.seed == 2
+    with pytest.raises(ConfigError, match="arms.freq.seeds"):
+        av_configs({"source": "synthetic"}, {}, {"epochs": 1}, {}, {}, {"freq": {"seeds": [-1]}}, [0])

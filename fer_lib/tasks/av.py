@@ -230,19 +230,23 @@ def train_av(cfg: AVRunConfig, store: RunStore | None = None, data: AVClips | No
 
 def av_configs(data: dict, model: dict, train: dict, balance: dict, probe: dict, arms: dict[str, dict],
                seeds: list[int]) -> dict[tuple[str, int], AVRunConfig]:
-    """One config per (arm, seed): ``{label, model, train, balance, probe}`` overrides of the shared settings;
-    ``train.seed`` is the seed (model initialisation and batch order; the data split stays fixed)."""
+    """One config per (arm, seed): ``{label, model, train, balance, probe, seeds}`` overrides of the shared settings;
+    ``train.seed`` is the seed (model initialisation and batch order; the data split stays fixed). An arm's own
+    ``seeds`` list replaces the section's for that arm (the arms of a comparison are paired on their common seeds)."""
     out = {}
     data_cfg = from_dict(AVDataConfig, data, "data")
     if not seeds:
         raise ConfigError("seeds: expected at least one training seed")
     for name, arm in arms.items():
         arm = dict(arm or {})
-        unknown = set(arm) - {"label", "model", "train", "balance", "probe"}
+        unknown = set(arm) - {"label", "model", "train", "balance", "probe", "seeds"}
         if unknown:
             raise ConfigError(f"arms.{name}: unknown key {sorted(unknown)[0]!r}; expected label, model, train, balance, "
-                             "probe")
-        for seed in seeds:
+                             "probe, seeds")
+        arm_seeds = arm.get("seeds", seeds)
+        if not arm_seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in arm_seeds):
+            raise ConfigError(f"arms.{name}.seeds: expected a list of training seeds (integers >= 0), got {arm_seeds!r}")
+        for seed in arm_seeds:
             where = f"arms.{name}"
             out[name, seed] = build(
                 AVRunConfig, where, name=arm.get("label", name), data=data_cfg,
