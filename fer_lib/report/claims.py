@@ -75,18 +75,18 @@ def read_findings(report_dir: Path | None = None) -> dict[str, dict]:
 
 
 def claims_table(claims: list[dict], findings: dict[str, dict]) -> pd.DataFrame:
-    """One row per seed claim: the seed's claim, number (its dataset in the header), what its evidence is worth;
-    our setting, number with interval, and verdict."""
+    """One row per seed claim (``seed NNN: claim``): the verdict first, our number with its interval and setting, then
+    the seed's number on its own data and what its evidence is worth."""
     rows = []
     for c in claims:
         f = findings.get(c["id"]) or {"ours": "—", "setting": "—", "verdict": "not testable here",
                                       "why": f"section {c['section']} did not record it in this build"}
         verdict_text = f["verdict"] + (f" ({f['why']})" if f.get("why") else "")
-        rows.append({"seed": c["seed"], "claim": c["claim"],
+        rows.append({"claim": f"seed {c['seed']}: {c['claim']}", "verdict": verdict_text,
+                     "ours (95% CI)": f["ours"], "our setting": f["setting"],
                      "seed's number (seed's data)": f"{c['seed_number']} [{c['seed_dataset']}]",
-                     "seed's evidence": c["evidence"], "our setting": f["setting"],
-                     "ours (95% CI)": f["ours"], "verdict": verdict_text})
-    return pd.DataFrame(rows).set_index(["seed", "claim"])
+                     "seed's evidence": c["evidence"]})
+    return pd.DataFrame(rows).set_index("claim")
 
 
 def verdict_counts(table: pd.DataFrame) -> dict[str, int]:
