@@ -25,18 +25,14 @@ from fer_lib.runs.store import move_into_place
 from fer_lib.runs.transfer import check_run, export_runs, import_archive, publish_run
 from fer_lib.launch.plan import PlannedRun
 
-from test_published import _compute, _snapshot
+from test_published import _compute, _exported, _snapshot
 
 TMP_PREFIXES = (".tmp-", ".import-", ".old-")
 
 
 def _source(tmp_path, n=2):
     """``n`` teacher runs (a kind that reads no other) in a tiny store, and their export."""
-    store = RunStore(tmp_path / "src")
-    runs = [store.run("teacher", {"i": i}, "fp", _compute([], value=i / 10)) for i in range(n)]
-    archive = tmp_path / "runs.tar.gz"
-    export_runs([r.path for r in runs], archive)
-    return runs, archive
+    return _exported(tmp_path, n, kind="teacher")
 
 
 def _members(archive) -> dict[str, bytes]:

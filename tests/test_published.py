@@ -106,9 +106,10 @@ def test_a_published_run_without_a_manifest_is_refused(tmp_path):
 
 
 # ----------------------------------------------------------------------------------------------- export / import
-def _exported(tmp_path, n=2):
+def _exported(tmp_path, n=2, kind="student"):
+    """``n`` runs of ``kind`` in a tiny store, and their export."""
     store = RunStore(tmp_path / "src")
-    runs = [store.run("student", {"i": i}, "fp", _compute([], value=i / 10)) for i in range(n)]
+    runs = [store.run(kind, {"i": i}, "fp", _compute([], value=i / 10)) for i in range(n)]
     archive = tmp_path / "runs.tar.gz"
     export_runs([r.path for r in runs], archive)
     return runs, archive
