@@ -18,10 +18,9 @@ from pathlib import Path
 
 import torch
 
-from fer_lib.report.check import _random_weights
 from fer_lib.runs.provenance import cpu_model, now
 from fer_lib.tasks.kinds import get_run_kind
-from fer_lib.launch.makespan import RATES_FILE, model_signature
+from fer_lib.launch.makespan import RATES_FILE
 from fer_lib.launch.plan import plan_profile
 
 
@@ -32,19 +31,6 @@ def matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
     for _ in range(repeats):
         a @ b
     return 2 * n ** 3 * repeats / (time.perf_counter() - t0) / 1e9
-
-
-def build(kind: str, model_cfg, shape, n_classes: int, batch: int):
-    """(model, a random batch) for a training step of this run's model."""
-    from fer_lib.models import create_model
-    from fer_lib.models.av import AVClassifier
-
-    cfg = _random_weights(model_cfg)
-    if kind == "av":
-        spec, frames = shape
-        return AVClassifier(cfg, n_classes), (torch.randn(batch, *spec).half(),
-                                              torch.randint(0, 256, (batch, *frames), dtype=torch.uint8))
-    return create_model(cfg, n_classes), torch.randn(batch, *shape)
 
 
 def samples_per_second(model, x, batch: int, steps: int = 3) -> float:
@@ -76,18 +62,15 @@ def main() -> None:
         kind = get_run_kind(p.kind)
         if not kind.trains:
             continue
-        for role, model_cfg, shape, n in kind.models(p.config):
-            sig = model_signature(model_cfg, shape)
-            if sig in models:
+        for spec in kind.models(p.config):
+            if spec.signature() in models:
                 continue
-            pixels = shape[0][0] * shape[0][1] if p.kind == "av" else shape[-1] * shape[-2]
-            batch = 8 if pixels <= 64 * 64 else 2
-            model, x = build(p.kind, model_cfg, shape, n, batch)
-            rate = samples_per_second(model, x, batch)
-            arch = getattr(model_cfg, "arch", None) or f"{model_cfg.audio_arch} + {model_cfg.visual_arch}"
-            models[sig] = {"arch": arch, "input": str(shape), "kind": p.kind, "batch": batch,
-                           "cpu_samples_per_s": rate}
-            print(f"{arch:>28} {str(shape):>28}  {rate:9.2f} samples/s on the CPU", flush=True)
+            batch = 8 if spec.pixels <= 64 * 64 else 2
+            spec = spec.with_random_weights()
+            rate = samples_per_second(spec.build(), spec.example_batch(batch), batch)
+            models[spec.signature()] = {"arch": spec.arch, "input": str(spec.input_shape), "kind": p.kind,
+                                        "batch": batch, "cpu_samples_per_s": rate}
+            print(f"{spec.arch:>28} {str(spec.input_shape):>28}  {rate:9.2f} samples/s on the CPU", flush=True)
     factor = a.gpu_tflops * 1e3 / gflops
     out = {"cpu": cpu_model(), "threads": torch.get_num_threads(), "torch": torch.__version__, "measured": now(),
            "cpu_matmul_gflops": gflops, "gpu_tflops_assumed": a.gpu_tflops, "gpu_over_cpu": factor,

@@ -4,6 +4,7 @@ Notebooks may be executed from any working directory (``papermill nb.ipynb OUT.i
 so relative paths in parameters are resolved against the project root, never the CWD.
 Environment variables override the defaults:
 
+- ``FER_PARAMS``          section parameters        (default ``<project>/params``: ``<profile>/<section>.yaml``)
 - ``FER_RUNS``            run store root            (default ``<project>/runs``)
 - ``FER_TEACHER_OUTPUTS`` teacher-output cache      (default ``<run store>/teacher_outputs``)
 - ``FER_RESULTS``         published run tiers, read-only (default every ``<project>/results/<profile>/``;
@@ -33,6 +34,11 @@ def resolve(path: str | os.PathLike | None) -> Path | None:
         return None
     p = Path(os.path.expanduser(str(path)))
     return p if p.is_absolute() else (project_root() / p).resolve()
+
+
+def params_dir() -> Path:
+    """Where each profile's section parameters live (``<profile>/<section>.yaml``)."""
+    return Path(os.environ.get("FER_PARAMS") or project_root() / "params")
 
 
 def runs_dir() -> Path:

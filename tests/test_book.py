@@ -7,7 +7,7 @@ import pytest
 
 from fer_lib.report.book import decorate
 from fer_lib.config.params import PROFILES, load_params, params_file
-from fer_lib.tasks.sections import SECTIONS, section_runs
+from fer_lib.tasks.sections import SECTION_BUILDERS, section_runs
 
 
 def _nb():
@@ -45,7 +45,7 @@ def test_pages_get_a_provenance_note_a_parameters_table_and_collapsed_code():
 
 
 @pytest.mark.parametrize("profile", PROFILES)
-@pytest.mark.parametrize("section", SECTIONS)
+@pytest.mark.parametrize("section", list(SECTION_BUILDERS))
 def test_every_profile_builds_every_runs_configuration(section, profile):
     _, runs = section_runs(section, load_params(params_file(section, profile)), profile)
     assert runs

@@ -20,7 +20,7 @@ from fer_lib.config.params import PROFILES, load_params, params_file
 from fer_lib.runs import RunStore
 from fer_lib.tasks.ensemble import ensemble_key_parts
 from fer_lib.tasks.kinds import get_run_kind
-from fer_lib.tasks.sections import SECTIONS, section_runs
+from fer_lib.tasks.sections import SECTION_BUILDERS, section_runs
 
 SNAPSHOT = Path(__file__).parent / "data" / "run_keys.json"
 FINGERPRINT = "fixed-fingerprint"
@@ -29,7 +29,7 @@ FINGERPRINT = "fixed-fingerprint"
 def all_runs():
     """(profile, "section/run", kind, config) of every run every profile's notebooks ask for."""
     for profile in PROFILES:
-        for section in SECTIONS:
+        for section in SECTION_BUILDERS:
             _, runs = section_runs(section, load_params(params_file(section, profile)), profile)
             for name, (kind, cfg) in runs.items():
                 yield profile, f"{section}/{name}", kind, cfg

@@ -20,13 +20,13 @@ from ..engine import DistEnv
 from ..config.params import PROFILES, load_params, params_file
 from ..tasks.errors import run_command
 from ..tasks.kinds import get_run_kind
-from ..tasks.sections import SECTIONS, load_data, section_runs, train_run
+from ..tasks.sections import SECTION_BUILDERS, load_data, section_runs, train_run
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="fer-train", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--section", default="01_teachers", choices=SECTIONS)
+    ap.add_argument("--section", default="01_teachers", choices=list(SECTION_BUILDERS))
     ap.add_argument("--profile", default="smoke", choices=PROFILES)
     ap.add_argument("--params", help="a parameter file to use instead of params/<profile>/<section>.yaml")
     ap.add_argument("--only", nargs="*", help="train only these runs")

@@ -14,7 +14,7 @@ PROFILES = ("smoke", "real-cpu", "paper")
 def params_file(section: str, profile: str) -> Path:
     if profile not in PROFILES:
         raise ValueError(f"profile: expected one of {', '.join(PROFILES)}, got {profile!r}")
-    return paths.project_root() / "params" / profile / f"{section}.yaml"
+    return paths.params_dir() / profile / f"{section}.yaml"
 
 
 class Params(dict):

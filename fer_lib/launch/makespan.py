@@ -15,18 +15,12 @@ import json
 from pathlib import Path
 
 from .. import paths
-from ..config import to_dict
+from ..models.spec import ModelSpec
 from ..tasks.kinds import get_run_kind
 from .plan import PlannedRun
 
 RATES_FILE = Path("benchmarks") / "results" / "train_rates.json"
 TEACHER_FORWARD_SHARE = 1 / 3  # a forward pass costs about a third of a forward + backward step
-
-
-def model_signature(model_cfg, shape) -> str:
-    """What a training rate is measured for: the model's config (minus where its weights come from) and input."""
-    d = {k: v for k, v in to_dict(model_cfg).items() if "pretrained" not in k}
-    return json.dumps([d, str(shape)], sort_keys=True)
 
 
 def load_rates(path: Path | None = None) -> dict:
@@ -36,11 +30,11 @@ def load_rates(path: Path | None = None) -> dict:
     return json.loads(path.read_text())
 
 
-def gpu_rate(rates: dict, model_cfg, shape) -> float:
+def gpu_rate(rates: dict, spec: ModelSpec) -> float:
     """Samples per second of a training step of this model on the assumed GPU."""
-    entry = rates["models"].get(model_signature(model_cfg, shape))
+    entry = rates["models"].get(spec.signature())
     if entry is None:
-        raise KeyError(f"no measured rate for {getattr(model_cfg, 'arch', model_cfg)} at {shape}: run "
+        raise KeyError(f"no measured rate for {spec.arch} at {spec.input_shape}: run "
                        "`python benchmarks/train_rates.py` again (the profile's models changed)")
     return entry["cpu_samples_per_s"] * rates["gpu_over_cpu"]
 
@@ -50,8 +44,8 @@ def run_seconds(run: PlannedRun, rates: dict) -> float:
     if not run.work:
         return 0.0
     own, *teachers = get_run_kind(run.kind).models(run.config)
-    seconds = run.work / gpu_rate(rates, own[1], own[2])
-    return seconds + sum(run.work * TEACHER_FORWARD_SHARE / gpu_rate(rates, t[1], t[2]) for t in teachers)
+    seconds = run.work / gpu_rate(rates, own)
+    return seconds + sum(run.work * TEACHER_FORWARD_SHARE / gpu_rate(rates, t) for t in teachers)
 
 
 def simulate(durations: dict[str, float], reads: dict[str, list[str]], gpus: int) -> float:

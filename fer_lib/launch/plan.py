@@ -20,7 +20,7 @@ from ..config.params import load_params, params_file
 from ..runs import RunStore
 from ..tasks.ensemble import ensemble_key_parts
 from ..tasks.kinds import get_run_kind
-from ..tasks.sections import SECTIONS, load_data, section_runs
+from ..tasks.sections import SECTION_BUILDERS, load_data, section_runs
 
 #: training-set sizes the seeds state, for the work of a profile whose data are not on this machine (the paper
 #: profile on a laptop): FER2013's Kaggle train split, CIFAR-100's 50k less seed 002's 5k validation images, and
@@ -58,7 +58,8 @@ class PlannedRun:
 def _data_facts(kind: str, data_params: dict, cache: dict) -> tuple[str | None, int | None, str | None]:
     """(fingerprint, training samples, None) of a section's data, or (None, None, why not) when they cannot be
     read here."""
-    ident = json.dumps([kind in ("teacher", "student") or kind, data_params], sort_keys=True, default=str)
+    loader = get_run_kind(kind).load_data  # kinds with one loader (teachers and students) share the data
+    ident = json.dumps([f"{loader.__module__}.{loader.__qualname__}", data_params], sort_keys=True, default=str)
     if ident not in cache:
         try:
             data = load_data(kind, data_params)
@@ -74,7 +75,7 @@ def plan_profile(profile: str, sections: list[str] | None = None, store: RunStor
     that read them. ``params``: section -> parameters to use instead of ``params/<profile>/<section>.yaml``."""
     store = store or RunStore()
     params = params or {}
-    wanted = list(sections or [*SECTIONS, *READERS])
+    wanted = list(sections or [*SECTION_BUILDERS, *READERS])
     plan: dict[str, PlannedRun] = {}
     by_ident: dict[str, PlannedRun] = {}
     data_cache: dict = {}
@@ -98,7 +99,7 @@ def plan_profile(profile: str, sections: list[str] | None = None, store: RunStor
         return {name: add(_planned(section, name, kind, cfg, data_params, data_cache, store))
                 for name, (kind, cfg) in runs.items()}
 
-    for section in [s for s in SECTIONS if s in wanted]:
+    for section in [s for s in SECTION_BUILDERS if s in wanted]:
         data_params, runs = section_runs(section, section_params(section), profile)
         for name, (kind, cfg) in runs.items():
             add(_planned(section, name, kind, cfg, data_params, data_cache, store))
@@ -126,8 +127,9 @@ def _planned(section: str, name: str, kind: str, cfg, data_params: dict, data_ca
             return store.key(run_kind, config.key_dict(), fingerprint, reads)
         return "~" + store.key(run_kind, config.key_dict(), stand_in, reads)[1:]
 
-    reads = tuple(ident("teacher", t) for t in getattr(cfg, "teachers", ())) if kind == "student" else ()
-    own = ident(kind, cfg, get_run_kind(kind).reads(cfg))
+    run_kind = get_run_kind(kind)
+    reads = tuple(ident(read_kind, read_cfg) for read_kind, read_cfg in run_kind.depends_on(cfg))
+    own = ident(kind, cfg, run_kind.reads(cfg))
     nominal = n_train is None and NOMINAL_TRAIN.get((data_params or {}).get("source"))
     n = n_train if n_train is not None else nominal or None
     return PlannedRun(section, name, kind, own if fingerprint else None, cfg, reads, missing_data=missing,

@@ -12,18 +12,15 @@ weights are reported and only fail the check with ``--strict``. Run it first on 
 """
 from __future__ import annotations
 
-import dataclasses
-import json
 import time
 from pathlib import Path
 
 import pandas as pd
-import torch
 
 from .. import paths
-from ..config import AVModelConfig, ModelConfig, to_dict
 from ..config.params import load_params, params_file
 from ..models.size import count_parameters
+from ..models.spec import ModelSpec
 
 ROOT_KEYS = ("root", "fer_root", "faceparse_root", "predict_images")
 
@@ -41,76 +38,41 @@ def data_roots(params, where: str = "") -> list[tuple[str, Path]]:
     return out
 
 
-def _random_weights(cfg):
-    if isinstance(cfg, ModelConfig):
-        return dataclasses.replace(cfg, pretrained=None, pretrained_file=None)
-    if isinstance(cfg, AVModelConfig):
-        return dataclasses.replace(cfg, audio_pretrained=None, visual_pretrained=None, audio_pretrained_file=None,
-                                   visual_pretrained_file=None)
-    return cfg
-
-
-def _weights(cfg) -> str:
-    from ..models.weights import weights_of
-
-    if isinstance(cfg, ModelConfig):
-        return weights_of(cfg).describe()
-    if isinstance(cfg, AVModelConfig):
-        return f"audio: {weights_of(cfg, 'audio_').describe()}; visual: {weights_of(cfg, 'visual_').describe()}"
-    return "random initialisation (trained from scratch)"
-
-
-def _weights_missing(cfg) -> bool:
-    from ..models.weights import weights_of
-
-    if isinstance(cfg, ModelConfig):
-        return not weights_of(cfg).available
-    if isinstance(cfg, AVModelConfig):
-        return not (weights_of(cfg, "audio_").available and weights_of(cfg, "visual_").available)
-    return False
-
-
-def models_of(kind: str, cfg) -> list[tuple[str, object, tuple, int]]:
-    """(role, model config, input shape without batch, classes) of every model a run builds: its kind says
-    (``RunKind.models``)."""
+def models_of(kind: str, cfg) -> list[ModelSpec]:
+    """Every model a run builds: its kind says (``RunKind.models``)."""
     from ..tasks.kinds import get_run_kind
 
     return get_run_kind(kind).models(cfg)
 
 
-def step_once(kind: str, model_cfg, shape, n_classes: int, unimodal: bool = False) -> tuple[float, float]:
+def step_once(spec: ModelSpec) -> tuple[float, float]:
     """(parameters in millions, seconds) of building the model with random weights and one forward + backward step
     on a random batch of two on the CPU."""
-    from ..models import create_model
-    from ..models.av import AVClassifier
-
     t0 = time.perf_counter()
-    cfg = _random_weights(model_cfg)
-    if kind == "av":
-        model = AVClassifier(cfg, n_classes, unimodal_heads=unimodal)
-        spec, frames = shape
-        x = (torch.randn(2, *spec).half(), torch.randint(0, 256, (2, *frames), dtype=torch.uint8))
-    else:
-        model = create_model(cfg, n_classes)
-        x = torch.randn(2, *shape)
+    model = spec.with_random_weights().build()
     model.train()
-    out = model(x)
+    out = model(spec.example_batch(2))
     out.float().logsumexp(1).mean().backward()
     return count_parameters(model, trainable_only=False) / 1e6, time.perf_counter() - t0
+
+
+def describe_weights(spec: ModelSpec) -> str:
+    """Where the model's starting weights come from, part by part."""
+    return "; ".join(f"{part}: {w.describe()}" if part else w.describe() for part, w in spec.weight_sources().items())
 
 
 def check_profile(profile: str, sections: list[str] | None = None, log=print) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(one row per run: its models, input, parameters, weights, step time and status; one row per missing data
     root). Models shared by several runs are stepped once."""
-    from ..tasks.sections import SECTIONS, section_runs
+    from ..tasks.sections import SECTION_BUILDERS, section_runs
 
     rows, missing, stepped = [], [], {}
-    for section in sections or SECTIONS:
+    for section in sections or SECTION_BUILDERS:
         p = load_params(params_file(section, profile))
         for where, path in data_roots(p):
             if not path.exists():
                 missing.append({"section": section, "parameter": where, "path": str(path)})
-        if section not in SECTIONS:
+        if section not in SECTION_BUILDERS:
             continue
         try:
             _, runs = section_runs(section, p, profile)
@@ -119,20 +81,19 @@ def check_profile(profile: str, sections: list[str] | None = None, log=print) ->
                          "weights": "", "step s": None, "status": f"config error: {e}"})
             continue
         for name, (kind, cfg) in runs.items():
-            for role, mcfg, shape, n in models_of(kind, cfg):
-                arch = getattr(mcfg, "arch", None) or f"{mcfg.audio_arch} + {mcfg.visual_arch}"
-                uni = kind == "av" and cfg.balance.unimodal_weight > 0
-                key = json.dumps([kind, to_dict(_random_weights(mcfg)), str(shape), n, uni], sort_keys=True)
+            for spec in models_of(kind, cfg):
+                key = repr(spec.with_random_weights())
                 if key not in stepped:
                     try:
-                        stepped[key] = (*step_once(kind, mcfg, shape, n, uni), "ok")
+                        stepped[key] = (*step_once(spec), "ok")
                     except Exception as e:  # noqa: BLE001
                         stepped[key] = (None, None, f"error: {type(e).__name__}: {e}")
-                    log(f"[check] {section} {name} {role}: {arch} {shape} -> {stepped[key][2]}")
+                    log(f"[check] {section} {name} {spec.role}: {spec.arch} {spec.input_shape} -> {stepped[key][2]}")
                 params_m, secs, status = stepped[key]
-                rows.append({"section": section, "run": name, "role": role, "model": arch, "input": str(shape),
-                             "params (M)": params_m, "weights": _weights(mcfg), "step s": secs, "status": status,
-                             "weights missing": _weights_missing(mcfg)})
+                rows.append({"section": section, "run": name, "role": spec.role, "model": spec.arch,
+                             "input": str(spec.input_shape), "params (M)": params_m, "weights": describe_weights(spec),
+                             "step s": secs, "status": status,
+                             "weights missing": not all(w.available for w in spec.weight_sources().values())})
     return pd.DataFrame(rows), pd.DataFrame(missing, columns=["section", "parameter", "path"])
 
 

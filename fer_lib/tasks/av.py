@@ -30,6 +30,7 @@ from ..engine import DistEnv, FitData, Task, fit, load_weights, predict, seed_ev
 from ..metrics import classification_metrics
 from ..models import count_parameters
 from ..models.av import AVClassifier, WithHalves
+from ..models.spec import AVSpec
 from ..runs import Run, RunStore
 from .balance import (StaleGradients, adaptive_k, frequency_updates, ogm_ge_coefficients, probe_accuracies,
                       true_class_score)
@@ -258,9 +259,11 @@ def av_configs(data: dict, model: dict, train: dict, balance: dict, probe: dict,
     return out
 
 
-def av_models(cfg) -> list[tuple[str, object, tuple, int]]:
-    """The audio-visual classifier; its input is (spectrogram shape, frames shape)."""
+def av_models(cfg) -> list[AVSpec]:
+    """The audio-visual classifier (with its unimodal heads when they are trained); its input is (spectrogram shape,
+    frames shape)."""
     d = cfg.data
     frames = (d.n_frames, d.frame_size, d.frame_size) + ((3,) if d.source == "crema_d" else ())
-    spec = (d.n_fft // 2 + 1, 1 + int(round(d.sample_rate * d.seconds)) // d.hop)
-    return [("audio-visual", cfg.model, (spec, frames), 6)]
+    spectrogram = (d.n_fft // 2 + 1, 1 + int(round(d.sample_rate * d.seconds)) // d.hop)
+    return [AVSpec("audio-visual", cfg.model, (spectrogram, frames), 6,
+                   unimodal_heads=cfg.balance.unimodal_weight > 0)]

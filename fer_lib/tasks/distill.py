@@ -31,6 +31,7 @@ from ..engine import DistEnv, FitData, Task, fit, load_weights, seed_everything
 from ..losses import ClassificationLoss
 from ..losses.methods import get_method
 from ..models import create_model
+from ..models.spec import ModelSpec
 from ..runs import Run, RunStore
 from .teacher import batch_transforms, check_arch, datasets, evaluate_logits, save_classifier_run, train_teacher
 
@@ -224,6 +225,11 @@ def reads_of(cfg: StudentRunConfig) -> tuple[str, ...]:
     return ("teacher",) if cfg.teachers else ()
 
 
+def student_teachers(cfg: StudentRunConfig) -> list[tuple[str, TeacherRunConfig]]:
+    """The runs a student reads: its teachers, in its config's order."""
+    return [("teacher", teacher) for teacher in cfg.teachers]
+
+
 def student_configs(data: dict, train: dict, student: dict, teachers: dict[str, TeacherRunConfig],
                     arms: dict[str, dict]) -> dict[str, StudentRunConfig]:
     """One config per arm: ``{label, teachers: [roles], distill: {...}, train: overrides, model: overrides}``.
@@ -257,11 +263,11 @@ def student_configs(data: dict, train: dict, student: dict, teachers: dict[str, 
     return out
 
 
-def student_models(cfg: StudentRunConfig) -> list[tuple[str, object, tuple, int]]:
+def student_models(cfg: StudentRunConfig) -> list[ModelSpec]:
     """The student's model, then each teacher's (``teacher <role>``), as the paper check steps them."""
     from ..data import num_classes
 
     n = num_classes(cfg.data)
-    out = [("student", cfg.model, (cfg.model.in_chans, cfg.train.img_size, cfg.train.img_size), n)]
-    return out + [(f"teacher {r}", t.model, (t.model.in_chans, t.train.img_size, t.train.img_size), n)
+    out = [ModelSpec("student", cfg.model, (cfg.model.in_chans, cfg.train.img_size, cfg.train.img_size), n)]
+    return out + [ModelSpec(f"teacher {r}", t.model, (t.model.in_chans, t.train.img_size, t.train.img_size), n)
                   for r, t in zip(cfg.teacher_roles, cfg.teachers)]

@@ -112,7 +112,3 @@ def modality_balance_section(p: dict, profile: str):
 
     cfgs = av_configs(p["data"], p["model"], p["train"], p["balance"], p["probe"], p["arms"], p["seeds"])
     return p["data"], {f"{a}/seed{s}": ("av", c) for (a, s), c in cfgs.items()}
-
-
-#: sections whose notebooks train runs, in report order
-SECTIONS = tuple(SECTION_BUILDERS)

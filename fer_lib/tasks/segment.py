@@ -30,6 +30,7 @@ from ..engine.distributed import ShardSampler
 from ..losses.segmentation import SegmentationLoss
 from ..metrics.segmentation import confusion_per_image, image_fscores, pooled_fscore, segmentation_metrics
 from ..models import count_parameters, create_model
+from ..models.spec import ModelSpec
 from ..runs import Run, RunStore
 
 KIND = "segmenter"
@@ -223,6 +224,12 @@ def selected_arm(runs: dict) -> str:
     return best_on_validation({arm: sum(v) / len(v) for arm, v in scores.items()})
 
 
+def selected_weights(runs: dict) -> set[str]:
+    """Publish rule: of section 06's runs ({name: run}), the one whose weights the book loads -- the selected arm's
+    own run (its prediction grid, its challenge masks, ``fer-parse``)."""
+    return {selected_arm(runs)} if runs else set()
+
+
 def load_segmenter(run: Run | str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
     """(model with the run's best weights, its input convention) from a stored face-parsing run."""
     run = run if isinstance(run, Run) else Run(Path(run), published=paths.results_dir() in Path(run).resolve().parents)
@@ -253,8 +260,9 @@ def example_predictions(run: Run, data: SegImages, split: str = "val", n: int = 
     return part.images[:n], part.masks[:n], z.argmax(1).byte().numpy()
 
 
-def segmenter_models(cfg: SegRunConfig) -> list[tuple[str, object, tuple, int]]:
+def segmenter_models(cfg: SegRunConfig) -> list[ModelSpec]:
     """The face parser a segmenter run builds, at its input size, with the 19 part classes."""
     from ..data.synthetic import PART_CLASSES
 
-    return [("segmenter", cfg.model, (cfg.model.in_chans, cfg.train.img_size, cfg.train.img_size), len(PART_CLASSES))]
+    shape = (cfg.model.in_chans, cfg.train.img_size, cfg.train.img_size)
+    return [ModelSpec("segmenter", cfg.model, shape, len(PART_CLASSES))]

@@ -21,6 +21,7 @@ from ..engine import DistEnv, FitData, Task, fit, load_weights, predict, seed_ev
 from ..losses import ClassificationLoss
 from ..metrics import brier, classification_metrics, ece, nll, softmax
 from ..models import arcface_margin, count_parameters, create_model
+from ..models.spec import ModelSpec
 from ..runs import Run, RunStore
 
 KIND = "teacher"
@@ -186,9 +187,9 @@ def teacher_configs(data: dict, train: dict, teachers: dict, profile: str | None
     return out
 
 
-def teacher_models(cfg: TeacherRunConfig) -> list[tuple[str, object, tuple, int]]:
-    """(role, model config, input shape without batch, classes) of the model a teacher run builds (the paper
-    check steps it; the makespan estimate times it)."""
+def teacher_models(cfg: TeacherRunConfig) -> list[ModelSpec]:
+    """The model a teacher run builds (the paper check steps it; the makespan estimate times it)."""
     from ..data import num_classes
 
-    return [("teacher", cfg.model, (cfg.model.in_chans, cfg.train.img_size, cfg.train.img_size), num_classes(cfg.data))]
+    shape = (cfg.model.in_chans, cfg.train.img_size, cfg.train.img_size)
+    return [ModelSpec("teacher", cfg.model, shape, num_classes(cfg.data))]
