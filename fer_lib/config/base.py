@@ -162,23 +162,18 @@ def _coerce(tp, value, where):
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping, got {value!r}")
         return dict(value)
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true/false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
-        return value
+    if tp in _SCALARS:
+        what, accepts = _SCALARS[tp]
+        if isinstance(value, bool) != (tp is bool) or not isinstance(value, accepts):
+            raise ConfigError(f"{where}: expected {what}, got {value!r}")
+        return tp(value)
     return value
+
+
+#: a scalar field's type -> (what the error says it expects, the YAML values it accepts); a bool is accepted only
+#: where the field is a bool (YAML's ``true`` is not the integer 1 here)
+_SCALARS = {bool: ("true/false", bool), int: ("an integer", int), float: ("a number", (int, float)),
+            str: ("a string", str)}
 
 
 def build(cls, where: str, **kwargs):
