@@ -3,7 +3,8 @@ import numpy as np
 import pandas as pd
 
 from fer_lib.metrics import bootstrap_ci, ece
-from fer_lib.report.calibration import interval_facts
+from fer_lib.metrics.stats import NOT_DETECTABLE
+from fer_lib.report.calibration import interval_facts, scaling_effects, scaling_facts
 
 
 def test_interval_facts_counts_intervals_wholly_above_or_below_their_estimate():
@@ -26,3 +27,30 @@ def test_binned_ece_is_biased_upward_on_bootstrap_resamples():
     y = np.array([rng.choice(7, p=row) for row in p])
     value, lo, hi = bootstrap_ci(lambda q, t: ece(q, t, 15), p, y, n_boot=300, seed=0)
     assert (lo + hi) / 2 > value
+
+
+def _model(rng, n: int, sharpness: float) -> dict:
+    """Logits whose labels are drawn from softmax(logits), then sharpened by ``sharpness`` (> 1: over-confident)."""
+    logits = rng.normal(scale=2.0, size=(n, 7))
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    labels = np.array([rng.choice(7, p=row) for row in probs])
+    return logits * sharpness, labels
+
+
+def test_scaling_effects_say_lower_only_where_the_paired_interval_excludes_zero():
+    """An over-confident model (logits x3, fitted T near 3) gets a lower test ECE from every fitted map; a
+    calibrated one (T near 1) gets no detectable change from the temperatures. The counts are the glued words."""
+    rng = np.random.default_rng(0)
+    outputs = {}
+    for name, sharpness in (("overconfident", 3.0), ("calibrated", 1.0)):
+        val_logits, val_labels = _model(rng, 1500, sharpness)
+        test_logits, test_labels = _model(rng, 1500, sharpness)
+        outputs[name] = dict(val_logits=val_logits, val_labels=val_labels, test_logits=test_logits,
+                             test_labels=test_labels)
+    effects = scaling_effects(outputs, n_boot=300).set_index(["model", "method"])
+    assert effects.loc[("overconfident", "fitted T"), "verdict"] == "lower"
+    assert effects.loc[("overconfident", "fitted T"), "diff"].high < 0
+    assert effects.loc[("calibrated", "fitted T"), "verdict"] == NOT_DETECTABLE
+    facts = scaling_facts(effects.reset_index())
+    assert facts["ece_change_fitted_T"] == "lower for 1 of 2, higher for 0, no difference detectable for the other 1"
+    assert set(facts) == {"ece_change_grid_Tstar", "ece_change_fitted_T", "ece_change_vector_scaling"}

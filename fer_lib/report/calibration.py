@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..metrics.calibration_boot import CALIBRATION_ROWS
+from ..metrics.stats import paired_bootstrap_ece, verdict
 from ..metrics import (CALIBRATION_METRICS, SEED_GRID, apply_vector_scaling, fit_temperature,
                        fit_vector_scaling, reliability_bins, select_temperature, softmax, temperature_sweep)
 
@@ -106,6 +107,32 @@ def seed_rows(study: pd.DataFrame, runs: dict, method: str = "grid T*") -> pd.Da
                        "ece": q["ece"], "brier": q["brier"], "nll": q["nll"],
                        "T": study[(study.model == model) & (study.method == method)]["T"].iloc[0]}
     return pd.DataFrame(rows).T
+
+
+def scaling_effects(outputs: dict[str, dict], n_boot: int = 1000, seed: int = 0, grid=SEED_GRID) -> pd.DataFrame:
+    """Per model and scaling method: test ECE(method) - ECE(T = 1), its paired bootstrap interval over the test
+    images (the map is fitted on val, so the interval covers test sampling only) and its verdict word."""
+    rows = []
+    for model, a in outputs.items():
+        maps = calibrators(a["val_logits"], a["val_labels"], grid)
+        unscaled = maps["none"][1](a["test_logits"])
+        for method in METHODS[1:]:
+            diff = paired_bootstrap_ece(a["test_labels"], maps[method][1](a["test_logits"]), unscaled,
+                                        n_boot=n_boot, seed=seed)
+            rows.append({"model": model, "method": method, "diff": diff, "verdict": verdict(diff)})
+    return pd.DataFrame(rows)
+
+
+def scaling_facts(effects: pd.DataFrame) -> dict:
+    """``ece_change_<method>``: how many models' test ECE the method lowers, raises, or moves undetectably."""
+    out = {}
+    for method, rows in effects.groupby("method", sort=False):
+        counts = rows["verdict"].value_counts()
+        slug = method.replace(" ", "_").replace("*", "star")
+        out[f"ece_change_{slug}"] = (f"lower for {counts.get('lower', 0)} of {len(rows)}, higher for "
+                                     f"{counts.get('higher', 0)}, no difference detectable for the other "
+                                     f"{len(rows) - counts.get('lower', 0) - counts.get('higher', 0)}")
+    return out
 
 
 def headline(study: pd.DataFrame, grid=SEED_GRID) -> dict:
