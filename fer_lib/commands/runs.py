@@ -186,13 +186,15 @@ def compare_metrics(published: dict, recomputed: dict) -> pd.DataFrame:
 
 
 def cmd_verify(a) -> int:
+    from ..config.params import arm_and_seed
     from ..tasks.sections import load_data, train_run
 
     target = Path(a.run).name if Path(a.run).is_dir() else a.run
     profiles = [a.profile] if a.profile else list(PROFILES)
     planned = None
     for profile in profiles:
-        planned = next((p for p in plan_profile(profile).values() if p.key == target), None)
+        plan = plan_profile(profile)
+        planned = next((p for p in plan.values() if p.key == target), None)
         if planned is not None:
             break
     if planned is None:
@@ -205,6 +207,11 @@ def cmd_verify(a) -> int:
     if original is None:
         raise SystemExit(f"fer-runs verify: {planned.label} ({target}) is in no store yet: nothing to compare")
     check_run(original.path, run_key, original.recover, need_manifest=original.published)
+    arm = arm_and_seed(planned.name)[0]
+    siblings = [RunStore().find(p.kind, p.key) for p in plan.values()
+                if (p.section, p.kind, arm_and_seed(p.name)[0]) == (planned.section, planned.kind, arm)
+                and p.key not in (None, target)]
+    seeds = [flat_metrics(run.metrics) for run in siblings if run is not None]  # the arm's other stored seeds
     sources = [RunStore().root, *RunStore().published]
     with tempfile.TemporaryDirectory(prefix="fer-verify-", dir=a.scratch) as scratch:
         store = _ScratchStore(Path(scratch), sources, target)
@@ -222,28 +229,43 @@ def cmd_verify(a) -> int:
     if len(differs):
         with pd.option_context("display.max_rows", None, "display.width", 200):
             print(differs.to_string(index=False))
-    entry = verification_entry(planned, table, prov_a, prov_b)
+    entry = verification_entry(planned, table, prov_a, prov_b, seeds)
     ledger.append(paths.runs_dir() / ledger.LEDGER, entry)
+    for name, h in entry["headline"].items():
+        print(f"  {name}: |difference| {h['abs_diff']:.4g}, tolerance {h['tolerance']:.4g} ({h['from']})")
     print(f"fer-runs verify: {'passed' if entry['passed'] else 'FAILED'} ({entry['rule']}); recorded in "
           f"{paths.runs_dir() / ledger.LEDGER} (`fer-runs publish` carries it into the published tier)")
     return 0 if entry["passed"] else 1
 
 
-def verification_entry(planned: PlannedRun, table: pd.DataFrame, trained: dict, here: dict) -> dict:
-    """The ledger entry of one verification: where, with what, and the largest |difference| per metric name."""
+def verification_entry(planned: PlannedRun, table: pd.DataFrame, trained: dict, here: dict,
+                       seeds: list[dict[str, float]] = ()) -> dict:
+    """The ledger entry of one verification: where, with what, the largest |difference| per metric name, and each
+    headline metric's |difference| with its cross-machine tolerance (from ``seeds``, the flat metrics of the arm's
+    other seeds) and where that tolerance came from; ``ledger`` states the rule."""
+    from ..config.params import arm_and_seed
+
     leaf = table["metric"].str.split(".").str[-1].str.replace(r"\[\d+\]$", "", regex=True)
     max_abs = table.assign(leaf=leaf).groupby("leaf")["abs diff"].max().fillna(float("inf")).to_dict()
     bitwise = bool((table["abs diff"] == 0).all())
-    machine = f"{here.get('cpu')} ({here.get('device')})"
-    same = here.get("cpu") == trained.get("cpu")
-    return {"key": planned.key, "kind": planned.kind, "run": planned.label, "machine": machine,
-            "trained_on": trained.get("cpu") or trained.get("device"), "torch": here.get("torch"),
+    delta = {m: float(d) for m, d in zip(table["metric"], table["abs diff"].fillna(float("inf")))
+             if ledger.is_headline(m)}
+    arm = f"{planned.section}/{arm_and_seed(planned.name)[0]}"
+    tolerance = ledger.tolerances(planned.kind, arm, list(delta), list(seeds))
+    same = ledger.same_machine(trained, here)
+    cpu = trained.get("cpu") or trained.get("device")
+    trained_on = (f"{cpu!r}, machine {trained['machine_id']}" if trained.get("machine_id") else
+                  f"{cpu!r}, machine identity not recorded")
+    return {"key": planned.key, "kind": planned.kind, "run": planned.label,
+            "machine": f"{here.get('cpu')} ({here.get('device')})", "machine_id": here.get("machine_id"),
+            "trained_on": trained_on, "torch": here.get("torch"),
             "fer_lib": here.get("fer_lib"), "commit": here.get("git_commit"), "date": now(),
             "n_metrics": int(len(table)), "n_equal": int((table["abs diff"] == 0).sum()), "bitwise": bitwise,
             "max_abs_delta": {k: float(v) for k, v in sorted(max_abs.items())},
-            "rule": ("bitwise on the CPU model that trained it" if same else
-                     f"headline metrics within {ledger.CROSS_MACHINE_TOLERANCE} on another machine"),
-            "passed": ledger.passes(same, max_abs, bitwise)}
+            "headline": {m: {"abs_diff": delta[m], **tolerance[m]} for m in sorted(delta)},
+            "rule": (f"bitwise on the machine that trained it ({here.get('machine_id')})" if same else
+                     f"trained on {trained_on}: every headline metric within its cross-machine tolerance"),
+            "passed": ledger.passes(same, bitwise, delta, {m: t["tolerance"] for m, t in tolerance.items()})}
 
 
 def main(argv: list[str] | None = None) -> None:

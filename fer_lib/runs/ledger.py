@@ -1,27 +1,43 @@
 """The verification ledger: where each published run was reproduced, and how closely.
 
-``fer-runs verify`` retrains a run and appends one entry here: the run, the machine (CPU or GPU model), the library
-and torch versions, the date, the largest |difference| per metric group and whether every metric was bitwise equal.
-The file is JSON lines and append-only; each entry carries the SHA-256 of the previous one (``prev``) and its own
-(``hash``), so an edited, dropped or reordered line is detected (``read`` names it). The local store keeps
-``<run store>/verifications.jsonl``; ``fer-runs publish`` carries its entries into ``results/<profile>/`` (``merge``),
-and each section's provenance says where its runs were reproduced (``reproduced``).
+``fer-runs verify`` retrains a run and appends one entry here: the run, the machine (CPU or GPU model and its
+``machine_id``), the library and torch versions, the date, the largest |difference| per metric group, whether every
+metric was bitwise equal, and each headline metric's |difference| with the tolerance it was held to and where that
+came from. The file is JSON lines and append-only (an entry written under an older rule stays as written); each entry
+carries the SHA-256 of the previous one (``prev``) and its own (``hash``), so an edited, dropped or reordered line is
+detected (``read`` names it). The local store keeps ``<run store>/verifications.jsonl``; ``fer-runs publish`` carries
+its entries into ``results/<profile>/`` (``merge``), and each section's provenance says where its runs were
+reproduced (``reproduced``).
 
-Tolerance: a run recomputed on the CPU model that trained it must match bitwise (the engine is deterministic there);
-on another CPU or GPU model, oneDNN/cuDNN pick other kernels, the last digits move and can move a best epoch, so a
-verification passes when every headline metric (``HEADLINE``) is within ``CROSS_MACHINE_TOLERANCE``.
+The rule (``passes``): a run recomputed on the machine that trained it -- the same ``machine_id`` in both
+provenances (``provenance.machine_id``: CPU vendor/family/model/stepping, the ISA torch dispatches to, the kernel
+flags, torch, the GPU) -- must match bitwise, the engine being deterministic there. Otherwise, or when the trained run
+recorded no ``machine_id`` (a CPU name alone, such as "AMD EPYC", does not tell two hosts apart), the seeded run
+followed another floating-point path and its outcome is one more draw from the run-to-run spread: it passes when every
+headline metric (a flat metric whose last dotted part is in ``HEADLINE``) moved by at most the half-width of the 95%
+prediction interval for one new draw, t_{0.975, n-1} * sd * sqrt(1 + 1/n), over that metric in the n other stored
+seeds of its arm (the verified run's own value left out), when n >= ``MIN_SEEDS`` (3); with fewer, by at most its
+kind's ``FALLBACK_TOLERANCE``.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import statistics
 from pathlib import Path
+
+from scipy import stats
 
 LEDGER = "verifications.jsonl"
 GENESIS = "0" * 64
 HEADLINE = ("accuracy", "macro_f1", "fscore", "miou")
-CROSS_MACHINE_TOLERANCE = 0.03  # absolute, on metrics in [0, 1]
+MIN_SEEDS = 3  # other seeds of the arm whose spread gives the cross-machine tolerance
+# The fallback where an arm has fewer than MIN_SEEDS other seeds: absolute, on metrics in [0, 1], and not derived
+# from any measured spread (a kind without an entry gets DEFAULT_FALLBACK).
+DEFAULT_FALLBACK = 0.03
+FALLBACK_TOLERANCE = {"teacher": 0.03, "student": 0.03, "segmenter": 0.03, "av": 0.03}
 
 
 class CorruptLedgerError(ValueError):
@@ -83,12 +99,47 @@ def merge(source: Path, target: Path) -> int:
     return added
 
 
-def passes(same_machine: bool, max_abs_delta: dict[str, float], bitwise: bool) -> bool:
-    """The tolerance rule above: bitwise on the machine model that trained the run, else every headline metric
-    group within ``CROSS_MACHINE_TOLERANCE``."""
-    if same_machine:
+def is_headline(metric: str) -> bool:
+    """Whether a flat metric name (``val.macro_f1``) is a headline metric: its last dotted part is in ``HEADLINE``."""
+    return metric.split(".")[-1] in HEADLINE
+
+
+def prediction_half_width(values: list[float]) -> float:
+    """Half-width of the 95% prediction interval for one new draw from the population ``values`` come from:
+    t_{0.975, n-1} * sd * sqrt(1 + 1/n), with sd the sample standard deviation (n - 1 in its denominator)."""
+    n = len(values)
+    return float(stats.t.ppf(0.975, n - 1) * statistics.stdev(values) * math.sqrt(1 + 1 / n))
+
+
+def tolerances(kind: str, arm: str, metrics: list[str], seeds: list[dict[str, float]]) -> dict[str, dict]:
+    """{metric: {"tolerance", "from"}} for a run of ``kind`` in ``arm`` whose other seeds' flat metrics are
+    ``seeds``: ``prediction_half_width`` of that metric's values in them when ``MIN_SEEDS`` or more have it, else
+    the kind's fallback."""
+    out = {}
+    for name in metrics:
+        values = [s[name] for s in seeds if name in s and math.isfinite(s[name])]
+        if len(values) >= MIN_SEEDS:
+            out[name] = {"tolerance": prediction_half_width(values),
+                         "from": f"prediction interval over {len(values)} seeds of arm {arm}"}
+        else:
+            out[name] = {"tolerance": FALLBACK_TOLERANCE.get(kind, DEFAULT_FALLBACK),
+                         "from": f"fallback for {kind} ({len(values)} other seed(s) of arm {arm}, "
+                                 f"fewer than {MIN_SEEDS})"}
+    return out
+
+
+def same_machine(trained: dict, here: dict) -> bool:
+    """Whether two provenances name one machine: both record a ``machine_id`` and it is the same. Never from the
+    CPU's name: a run trained without a ``machine_id`` was trained on an unknown machine."""
+    return bool(trained.get("machine_id")) and trained.get("machine_id") == here.get("machine_id")
+
+
+def passes(same: bool, bitwise: bool, delta: dict[str, float], tolerance: dict[str, float]) -> bool:
+    """The rule above: bitwise on the machine that trained the run; elsewhere the |difference| ``delta`` of every
+    metric ``tolerance`` names within its tolerance (a metric missing from ``delta``, or NaN there, fails)."""
+    if same:
         return bitwise
-    return all(v <= CROSS_MACHINE_TOLERANCE for k, v in max_abs_delta.items() if k in HEADLINE)
+    return all(delta.get(name, math.nan) <= limit for name, limit in tolerance.items())
 
 
 def reproduced(entries: list[dict], keys: list[str]) -> str:
