@@ -60,12 +60,13 @@ def test_tolerance_is_the_prediction_interval_over_the_other_seeds_else_the_kind
                                                               abs=2e-5)
     assert tol["test.accuracy"]["from"] == "prediction interval over 4 seeds of arm 07_asgml/baseline"
     assert tol["val.macro_f1"]["tolerance"] == 0.0  # three equal seeds: no spread, so bitwise is all it accepts
-    assert tol["val.miou"]["tolerance"] == ledger.FALLBACK_TOLERANCE["av"]  # no seed has it
+    assert tol["val.miou"]["tolerance"] == ledger.DEFAULT_FALLBACK  # no seed has it
     assert tol["val.miou"]["from"].startswith("fallback for av (0 other seed(s)")
     two = ledger.tolerances("segmenter", "06/dice_2_0", ["val.fscore"], [{"val.fscore": 0.6}, {"val.fscore": 0.7}])
     assert two["val.fscore"] == {"tolerance": 0.03, "from": "fallback for segmenter (2 other seed(s) of arm "
                                                            "06/dice_2_0, fewer than 3)"}
     assert ledger.tolerances("new_kind", "a", ["accuracy"], [])["accuracy"]["tolerance"] == ledger.DEFAULT_FALLBACK
+    assert ledger.tolerances("new_kind", "a", ["accuracy"], [], fallback=0.05)["accuracy"]["tolerance"] == 0.05
 
 
 def test_passes_bitwise_on_the_same_machine_and_within_each_metrics_tolerance_elsewhere():

@@ -4,7 +4,8 @@
     fer-runs publish --profile real-cpu          copy its finished runs into results/real-cpu/ (what the book reads)
     fer-runs export --profile paper runs.tar.gz  the profile's finished local runs, whole, in one archive
     fer-runs import runs.tar.gz [--replace]      add an export to the local store (checked member by member)
-    fer-runs verify KEY|PATH [--profile P]       retrain one run in a scratch store, compare its metrics
+    fer-runs verify KEY|PATH [--profile P]       retrain one run in a scratch store (with any run it reads that must be
+                                                 recomputed), compare each with its stored copy, record it
 
 The local store is ``FER_RUNS`` (``<project>/runs``); published tiers are ``results/<profile>/`` (or
 ``FER_RESULTS``), read after the local store and never written but by ``publish``. Every run that moves is checked
@@ -28,19 +29,19 @@ from ..config.params import PROFILES
 from ..runs import Run, RunStore
 from ..runs import ledger, measurements
 from ..runs.manifest import CorruptRunError
-from ..runs.provenance import environment, git_commit, now
+from ..runs.provenance import git_commit, now
 from ..runs.transfer import (MAX_ARCHIVE_MB, MAX_FILE_MB, check_run, dir_bytes, export_runs, import_archive,
                              publish_run)
 from ..tasks.errors import run_command
-from ..tasks.kinds import RUN_KINDS, get_run_kind
+from ..tasks.kinds import get_run_kind
 from ..launch.plan import PlannedRun, plan_profile, stored
 
 
 def run_key(kind: str, config: dict, data_fingerprint: str) -> str:
     """The key the store gives a run of ``kind`` with this stored config (its ``key_dict()``, as config.json holds
     it) and data: the kinds it reads come from the kind's registry entry, whose ``reads`` looks at the config's
-    fields (a student reads teachers when it names some); a kind outside the registry (ensemble) reads none."""
-    reads = get_run_kind(kind).reads(SimpleNamespace(**config)) if kind in RUN_KINDS else ()
+    fields (a student reads teachers when it names some)."""
+    reads = get_run_kind(kind).reads(SimpleNamespace(**config))
     return RunStore(Path(".")).key(kind, config, data_fingerprint, reads)
 
 
@@ -60,14 +61,19 @@ def status_table(plan: dict[str, PlannedRun], store: RunStore) -> pd.DataFrame:
 
 
 def weights_needed(plan: dict[str, PlannedRun], store: RunStore) -> set[str]:
-    """Keys of the runs whose weights the book reads: section 06's arm selected on validation F-score (its
-    prediction grid and challenge masks; ``fer-parse``), chosen by the notebook's own ranking. Section 08 measures
-    architectures, not trained weights; every other section reads outputs and metrics."""
-    from ..tasks.segment import selected_arm
-
-    arms = {p.key: store.find(p.kind, p.key) for p in plan.values() if p.kind == "segmenter" and p.key}
-    arms = {key: run for key, run in arms.items() if run is not None}
-    return {selected_arm(arms)} if arms else set()
+    """Keys of the runs whose weights the published tier keeps: each kind's publish rule
+    (``RunKind.published_weights``) over each section's stored runs of that kind -- for section 06, the arm it
+    selects on validation F-score. Every other run publishes its outputs and metrics, which is all the book reads."""
+    groups: dict[tuple[str, str], dict[str, tuple[str, Run]]] = {}
+    for planned in plan.values():
+        run = store.find(planned.kind, planned.key) if planned.key else None
+        if run is not None:
+            groups.setdefault((planned.kind, planned.section), {})[planned.name] = (planned.key, run)
+    keep = set()
+    for (kind, _), runs in groups.items():
+        chosen = get_run_kind(kind).published_weights({name: run for name, (_, run) in runs.items()})
+        keep |= {runs[name][0] for name in chosen}
+    return keep
 
 
 def cmd_list(a) -> int:
@@ -142,7 +148,8 @@ def cmd_import(a) -> int:
 
 class _ScratchStore(RunStore):
     """A scratch store that recomputes ``target`` and reads everything else it can from ``sources``; a published
-    teacher without weights is recomputed too (a student needs its teachers' weights)."""
+    run without weights whose readers load them (``RunKind.weights_read``: a student its teachers') is recomputed
+    too."""
 
     def __init__(self, root: Path, sources: list[Path], target: str):
         super().__init__(root, published=sources)
@@ -152,7 +159,7 @@ class _ScratchStore(RunStore):
         if key == self.target:
             return Run(self.path(kind, key), hit=True) if self.path(kind, key).is_dir() else None
         run = super().find(kind, key)
-        if run is not None and kind == "teacher" and not (run.path / "weights.safetensors").is_file():
+        if run is not None and get_run_kind(kind).weights_read and not (run.path / "weights.safetensors").is_file():
             return None
         return run
 
@@ -186,7 +193,6 @@ def compare_metrics(published: dict, recomputed: dict) -> pd.DataFrame:
 
 
 def cmd_verify(a) -> int:
-    from ..config.params import arm_and_seed
     from ..tasks.sections import load_data, train_run
 
     target = Path(a.run).name if Path(a.run).is_dir() else a.run
@@ -201,30 +207,44 @@ def cmd_verify(a) -> int:
         raise SystemExit(f"fer-runs verify: no run of {', '.join(profiles)} has the key {target!r}; "
                          "`fer-runs list --profile P` shows the keys")
     if not get_run_kind(planned.kind).trains:
-        raise SystemExit("fer-runs verify: an ensemble is recomputed from its members by section 02 in seconds; "
-                         "verify its members instead")
+        raise SystemExit(f"fer-runs verify: a {planned.kind} run is computed from the runs it reads in seconds; "
+                         "verify those instead")
     original = RunStore().find(planned.kind, target)
     if original is None:
         raise SystemExit(f"fer-runs verify: {planned.label} ({target}) is in no store yet: nothing to compare")
     check_run(original.path, run_key, original.recover, need_manifest=original.published)
+    by_key = {p.key: p for p in plan.values() if p.key}
+    passed = True
+    with tempfile.TemporaryDirectory(prefix="fer-verify-", dir=a.scratch) as scratch:
+        store = _ScratchStore(Path(scratch), [RunStore().root, *RunStore().published], target)
+        print(f"fer-runs verify: retraining {planned.label} ({planned.kind} {target}) in {scratch}")
+        train_run(planned.kind, planned.config, load_data(planned.kind, planned.data_params), store=store)
+        # the run, and every run it read that had to be recomputed (a teacher published without weights)
+        for kind in sorted(p.name for p in Path(scratch).iterdir() if p.is_dir()):
+            for fresh in store.runs(kind):
+                if fresh.key in by_key and (stored_copy := RunStore().find(kind, fresh.key)) is not None:
+                    passed &= _record_verification(by_key[fresh.key], stored_copy, fresh, plan)
+    return 0 if passed else 1
+
+
+def _record_verification(planned: PlannedRun, original: Run, fresh: Run, plan: dict[str, PlannedRun]) -> bool:
+    """Compare a recomputed run with its stored copy, print the differences and append the ledger entry."""
+    from ..config.params import arm_and_seed
+
     arm = arm_and_seed(planned.name)[0]
     siblings = [RunStore().find(p.kind, p.key) for p in plan.values()
                 if (p.section, p.kind, arm_and_seed(p.name)[0]) == (planned.section, planned.kind, arm)
-                and p.key not in (None, target)]
+                and p.key not in (None, planned.key)]
     seeds = [flat_metrics(run.metrics) for run in siblings if run is not None]  # the arm's other stored seeds
-    sources = [RunStore().root, *RunStore().published]
-    with tempfile.TemporaryDirectory(prefix="fer-verify-", dir=a.scratch) as scratch:
-        store = _ScratchStore(Path(scratch), sources, target)
-        print(f"fer-runs verify: retraining {planned.label} ({planned.kind} {target}) in {scratch}")
-        data = load_data(planned.kind, planned.data_params)
-        fresh = train_run(planned.kind, planned.config, data, store=store)
-        table = compare_metrics(original.metrics, fresh.metrics)
-        prov_a, prov_b = original.provenance, environment()
+    table = compare_metrics(original.metrics, fresh.metrics)
+    prov_a, prov_b = original.provenance, fresh.provenance  # where each ran, as the run records it
     differs = table[~(table["abs diff"] == 0)]
-    print(f"published: trained {prov_a.get('finished', '?')} on {prov_a.get('cpu') or prov_a.get('device')} "
+    print(f"{planned.label} ({planned.kind} {planned.key}):")
+    print(f"  stored: trained {prov_a.get('finished', '?')} on {prov_a.get('cpu') or prov_a.get('device')} "
           f"(torch {prov_a.get('torch')}, commit {prov_a.get('git_commit')})")
-    print(f"recomputed: {now()} on {prov_b.get('cpu')} (torch {prov_b.get('torch')}, commit {prov_b.get('git_commit')})")
-    print(f"{len(table)} metrics compared: {len(table) - len(differs)} equal, {len(differs)} differ"
+    print(f"  recomputed: {prov_b.get('finished')} on {prov_b.get('cpu')} (torch {prov_b.get('torch')}, commit "
+          f"{prov_b.get('git_commit')})")
+    print(f"  {len(table)} metrics compared: {len(table) - len(differs)} equal, {len(differs)} differ"
           + (f" (largest difference {differs['abs diff'].max():.3g})" if len(differs) else ""))
     if len(differs):
         with pd.option_context("display.max_rows", None, "display.width", 200):
@@ -233,9 +253,9 @@ def cmd_verify(a) -> int:
     ledger.append(paths.runs_dir() / ledger.LEDGER, entry)
     for name, h in entry["headline"].items():
         print(f"  {name}: |difference| {h['abs_diff']:.4g}, tolerance {h['tolerance']:.4g} ({h['from']})")
-    print(f"fer-runs verify: {'passed' if entry['passed'] else 'FAILED'} ({entry['rule']}); recorded in "
-          f"{paths.runs_dir() / ledger.LEDGER} (`fer-runs publish` carries it into the published tier)")
-    return 0 if entry["passed"] else 1
+    print(f"fer-runs verify: {planned.label} {'passed' if entry['passed'] else 'FAILED'} ({entry['rule']}); "
+          f"recorded in {paths.runs_dir() / ledger.LEDGER} (`fer-runs publish` carries it into the published tier)")
+    return entry["passed"]
 
 
 def verification_entry(planned: PlannedRun, table: pd.DataFrame, trained: dict, here: dict,
@@ -251,7 +271,8 @@ def verification_entry(planned: PlannedRun, table: pd.DataFrame, trained: dict, 
     delta = {m: float(d) for m, d in zip(table["metric"], table["abs diff"].fillna(float("inf")))
              if ledger.is_headline(m)}
     arm = f"{planned.section}/{arm_and_seed(planned.name)[0]}"
-    tolerance = ledger.tolerances(planned.kind, arm, list(delta), list(seeds))
+    tolerance = ledger.tolerances(planned.kind, arm, list(delta), list(seeds),
+                                  fallback=get_run_kind(planned.kind).cross_machine_fallback)
     same = ledger.same_machine(trained, here)
     cpu = trained.get("cpu") or trained.get("device")
     trained_on = (f"{cpu!r}, machine {trained['machine_id']}" if trained.get("machine_id") else

@@ -17,7 +17,7 @@ followed another floating-point path and its outcome is one more draw from the r
 headline metric (a flat metric whose last dotted part is in ``HEADLINE``) moved by at most the half-width of the 95%
 prediction interval for one new draw, t_{0.975, n-1} * sd * sqrt(1 + 1/n), over that metric in the n other stored
 seeds of its arm (the verified run's own value left out), when n >= ``MIN_SEEDS`` (3); with fewer, by at most its
-kind's ``FALLBACK_TOLERANCE``.
+kind's fallback (``RunKind.cross_machine_fallback``, 0.03 unless a kind says otherwise).
 """
 from __future__ import annotations
 
@@ -35,9 +35,8 @@ GENESIS = "0" * 64
 HEADLINE = ("accuracy", "macro_f1", "fscore", "miou")
 MIN_SEEDS = 3  # other seeds of the arm whose spread gives the cross-machine tolerance
 # The fallback where an arm has fewer than MIN_SEEDS other seeds: absolute, on metrics in [0, 1], and not derived
-# from any measured spread (a kind without an entry gets DEFAULT_FALLBACK).
+# from any measured spread; a run kind may declare its own (``RunKind.cross_machine_fallback``).
 DEFAULT_FALLBACK = 0.03
-FALLBACK_TOLERANCE = {"teacher": 0.03, "student": 0.03, "segmenter": 0.03, "av": 0.03}
 
 
 class CorruptLedgerError(ValueError):
@@ -111,7 +110,8 @@ def prediction_half_width(values: list[float]) -> float:
     return float(stats.t.ppf(0.975, n - 1) * statistics.stdev(values) * math.sqrt(1 + 1 / n))
 
 
-def tolerances(kind: str, arm: str, metrics: list[str], seeds: list[dict[str, float]]) -> dict[str, dict]:
+def tolerances(kind: str, arm: str, metrics: list[str], seeds: list[dict[str, float]],
+               fallback: float = DEFAULT_FALLBACK) -> dict[str, dict]:
     """{metric: {"tolerance", "from"}} for a run of ``kind`` in ``arm`` whose other seeds' flat metrics are
     ``seeds``: ``prediction_half_width`` of that metric's values in them when ``MIN_SEEDS`` or more have it, else
     the kind's fallback."""
@@ -122,7 +122,7 @@ def tolerances(kind: str, arm: str, metrics: list[str], seeds: list[dict[str, fl
             out[name] = {"tolerance": prediction_half_width(values),
                          "from": f"prediction interval over {len(values)} seeds of arm {arm}"}
         else:
-            out[name] = {"tolerance": FALLBACK_TOLERANCE.get(kind, DEFAULT_FALLBACK),
+            out[name] = {"tolerance": fallback,
                          "from": f"fallback for {kind} ({len(values)} other seed(s) of arm {arm}, "
                                  f"fewer than {MIN_SEEDS})"}
     return out

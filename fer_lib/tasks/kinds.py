@@ -46,6 +46,9 @@ class RunKind:
     #: the runs that read a run of this kind load its weights (a student its teachers'), so a copy without them
     #: cannot stand in for it when a reader is retrained
     weights_read: bool = False
+    #: ``fer-runs verify`` on another machine: how far a headline metric may move when the run's arm has too few
+    #: other seeds to give a tolerance from their spread (``fer_lib.runs.ledger``)
+    cross_machine_fallback: float = 0.03
 
 
 RUN_KINDS: dict[str, RunKind] = {}
