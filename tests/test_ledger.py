@@ -12,8 +12,9 @@ from fer_lib import paths
 from fer_lib.runs import ledger
 
 
-def entry(key, machine="AMD EPYC", delta=0.0, bitwise=True):
-    return {"key": key, "machine": machine, "bitwise": bitwise, "max_abs_delta": {"accuracy": delta, "loss": 0.5}}
+def entry(key, machine="AMD EPYC", delta=0.0, bitwise=True, passed=True):
+    return {"key": key, "machine": machine, "bitwise": bitwise, "passed": passed,
+            "max_abs_delta": {"accuracy": delta, "loss": 0.5}}
 
 
 def test_entries_chain_and_any_edit_drop_or_reorder_is_named(tmp_path):
@@ -92,15 +93,15 @@ def test_same_machine_is_one_machine_id_never_the_cpu_name():
 def test_reproduced_sentence_counts_runs_machines_and_the_largest_headline_delta():
     entries = [entry("a", "AMD EPYC"), entry("a", "Intel Xeon", 0.012, False), entry("zz")]
     text = ledger.reproduced(entries, ["a", "b"])
-    assert text.startswith("1 of its 2 runs reproduced") and "2 machine model(s)" in text
-    assert "1 of 2 verification(s) bitwise equal" in text and "0.012" in text
+    assert text.startswith("1 of its 2 runs recomputed") and "2 machine model(s)" in text
+    assert "2 of 2 verification(s) passed their rule (1 bitwise equal)" in text and "0.012" in text
     assert ledger.reproduced([], ["a"]).startswith("none of its 1 runs")
 
 
 def test_reproduced_reads_the_published_ledger_written_before_the_headline_fields():
     entries = ledger.read(paths.results_dir() / "real-cpu" / ledger.LEDGER)
     assert entries and not any("headline" in e for e in entries)  # history stays as written
-    assert "reproduced by `fer-runs verify`" in ledger.reproduced(entries, [e["key"] for e in entries])
+    assert "recomputed by `fer-runs verify`" in ledger.reproduced(entries, [e["key"] for e in entries])
 
 
 CPUINFO = """processor\t: 0

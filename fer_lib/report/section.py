@@ -103,7 +103,7 @@ class Section:
         rows["datasets"] = ", ".join(f"{k} ({v})" for k, v in record["datasets"].items())
         rows["runs computed / read from store"] = (f"{sum(not r['cached'] for r in self.runs)} / "
                                                    f"{sum(r['cached'] for r in self.runs)}")
-        rows["reproduced"] = reproduced_note([r["key"] for r in self.runs])
+        rows["verifications (fer-runs verify)"] = reproduced_note([r["key"] for r in self.runs])
         return pd.DataFrame({"value": rows})
 
 

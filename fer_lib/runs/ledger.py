@@ -143,14 +143,15 @@ def passes(same: bool, bitwise: bool, delta: dict[str, float], tolerance: dict[s
 
 
 def reproduced(entries: list[dict], keys: list[str]) -> str:
-    """One sentence: how many of ``keys`` were reproduced, on which machines, with the largest headline |delta|."""
+    """One sentence: how many of ``keys`` were recomputed, on which machines, how many verifications passed their
+    rule (and were bitwise equal), with the largest headline |delta|."""
     mine = [e for e in entries if e.get("key") in set(keys)]
     if not mine:
-        return f"none of its {len(keys)} runs has been reproduced by `fer-runs verify` yet"
+        return f"none of its {len(keys)} runs has been recomputed by `fer-runs verify` yet"
     machines = sorted({e["machine"] for e in mine})
     worst = max((v for e in mine for k, v in e["max_abs_delta"].items() if k in HEADLINE), default=0.0)
     runs = len({e["key"] for e in mine})
-    exact = sum(e["bitwise"] for e in mine)
-    return (f"{runs} of its {len(keys)} runs reproduced by `fer-runs verify` on {len(machines)} machine model(s) "
-            f"({'; '.join(machines)}): {exact} of {len(mine)} verification(s) bitwise equal, largest headline "
-            f"|difference| {worst:.3g}")
+    exact, passed = sum(e["bitwise"] for e in mine), sum(e["passed"] for e in mine)
+    return (f"{runs} of its {len(keys)} runs recomputed by `fer-runs verify` on {len(machines)} machine model(s) "
+            f"({'; '.join(machines)}): {passed} of {len(mine)} verification(s) passed their rule ({exact} bitwise "
+            f"equal), largest headline |difference| {worst:.3g}")
