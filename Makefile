@@ -55,6 +55,7 @@ unit: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/engine_throughput.py
+	$(BIN)/python benchmarks/kind_efficiency.py --profile real-cpu --write-docs
 	$(BIN)/python benchmarks/fer2013_loading.py
 	$(BIN)/python benchmarks/distill_epoch.py
 	$(BIN)/python benchmarks/report_build.py

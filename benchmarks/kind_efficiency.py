@@ -1,0 +1,160 @@
+"""Per run kind: how close a training step comes to the CPU's limit, and what the project's pipeline costs on top.
+
+    python benchmarks/kind_efficiency.py [--profile real-cpu] [--train-limit 2048] [--write-docs]
+
+For the first run of each trainable kind in the profile's plan (its data must be on this machine; a student from
+scratch, so no teacher is trained first) it measures, on this CPU with the threads torch uses:
+
+- **step / matmul**: a plain training step (forward, a loss, backward, AdamW) of the run's model at its batch size on
+  random inputs, its FLOPs counted by ``torch.utils.flop_counter.FlopCounterMode``, as achieved GFLOP/s over the
+  CPU's fp32 matmul rate (a 2048 x 2048 matmul) -- how near the hardware the model's own arithmetic runs;
+- **pipeline / plain**: the kind's own trainer (``RunKind.train``: data loading, augmentation, the task's losses, the
+  LR schedule and the epoch's validation) for one epoch on the run's data (the training split capped at
+  ``--train-limit`` samples where the loader allows, FER's ``limit``), as training samples per second of the epoch
+  (its ``seconds`` in ``history.csv``: training and validation), over the plain step's rate on the same model and
+  batch. The target is >= 0.9. The run's wall time (model build, test evaluation, writing the run) is printed too.
+
+Prints one row per kind and writes ``benchmarks/results/kind_efficiency.json``; ``--write-docs`` puts the table into
+``docs/measurements.md`` between its ``kind-efficiency`` markers.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import re
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from fer_lib.launch.plan import plan_profile
+from fer_lib.runs import RunStore
+from fer_lib.runs.provenance import cpu_model, now
+from fer_lib.tasks.kinds import get_run_kind
+from fer_lib.tasks.sections import load_data, train_run
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "benchmarks" / "results" / "kind_efficiency.json"
+DOCS = ROOT / "docs" / "measurements.md"
+MARKERS = ("<!-- kind-efficiency: begin (benchmarks/kind_efficiency.py --write-docs) -->",
+           "<!-- kind-efficiency: end -->")
+
+
+def matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * n ** 3 * repeats / (time.perf_counter() - t0) / 1e9
+
+
+def plain_step_rate(spec, batch: int, steps: int) -> tuple[float, float]:
+    """(samples per second, FLOPs per step) of a plain training step of ``spec``'s model on a random batch."""
+    spec = spec.with_random_weights()
+    model, inputs = spec.build(), spec.example_batch(batch)
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        model(inputs).float().logsumexp(1).mean().backward()
+        opt.step()
+
+    with FlopCounterMode(display=False) as counter:
+        step()
+    step()  # warm-up outside the counter
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return batch * steps / (time.perf_counter() - t0), float(counter.get_total_flops())
+
+
+def one_epoch(planned, train_limit: int):
+    """(training samples, the epoch's seconds, the run's wall seconds) of the kind's own trainer run for one epoch,
+    in a scratch store."""
+    cfg = planned.config
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=1))
+    params = dict(planned.data_params)
+    if "limit" in {f.name for f in dataclasses.fields(type(cfg.data))}:  # the FER loader caps splits
+        params["limit"] = {"train": train_limit, "val": train_limit // 8, "test": train_limit // 8}
+    data = load_data(planned.kind, params)
+    n_train = int((np.asarray(data.split) == "train").sum())
+    with tempfile.TemporaryDirectory() as scratch:
+        t0 = time.perf_counter()
+        run = train_run(planned.kind, cfg, data, store=RunStore(scratch, published=[]), progress=False)
+        return n_train, float(run.history["seconds"].iloc[0]), time.perf_counter() - t0
+
+
+def first_run_per_kind(profile: str) -> dict:
+    """{kind: the first planned run of it whose data are here}; a student that reads no teacher."""
+    store = RunStore(published=[])
+    picks = {}
+    for planned in plan_profile(profile, store=store).values():
+        kind = get_run_kind(planned.kind)
+        if planned.kind in picks or not kind.trains or planned.key is None or kind.depends_on(planned.config):
+            continue
+        picks[planned.kind] = planned
+    return picks
+
+
+def write_docs(rows: list[dict], header: str) -> None:
+    table = [header, "", "| kind | run | model | batch | step GFLOP/s | step / matmul | pipeline / plain |",
+             "|---|---|---|---|---|---|---|"]
+    table += [f"| {r['kind']} | {r['run']} | {r['model']} | {r['batch']} | {r['step_gflops']:.1f} | "
+              f"{r['step_over_matmul']:.2f} | {r['pipeline_over_plain']:.2f} |" for r in rows]
+    text = DOCS.read_text()
+    begin, end = MARKERS
+    block = "\n".join([begin, *table, end])
+    if begin in text:
+        text = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: block, text, flags=re.S)
+    else:
+        text = text.rstrip("\n") + "\n\n## Training efficiency per run kind\n\n" + block + "\n"
+    DOCS.write_text(text)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--profile", default="real-cpu")
+    ap.add_argument("--train-limit", type=int, default=2048)
+    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--write-docs", action="store_true")
+    a = ap.parse_args()
+    torch.manual_seed(0)
+    gflops = matmul_gflops()
+    rows = []
+    for kind, planned in first_run_per_kind(a.profile).items():
+        spec = get_run_kind(kind).models(planned.config)[0]
+        batch = planned.config.train.batch_size
+        plain_rate, flops = plain_step_rate(spec, batch, a.steps)
+        n_train, seconds, wall = one_epoch(planned, a.train_limit)
+        step_gflops = flops / batch * plain_rate / 1e9
+        rows.append({"kind": kind, "run": planned.label, "model": spec.arch, "batch": batch,
+                     "plain_samples_per_s": plain_rate, "pipeline_samples_per_s": n_train / seconds,
+                     "train_samples": n_train, "epoch_seconds": seconds, "run_wall_seconds": wall, "step_gflops": step_gflops, "step_over_matmul": step_gflops / gflops,
+                     "pipeline_over_plain": n_train / seconds / plain_rate})
+        r = rows[-1]
+        print(f"{kind:>10} {planned.label:<34} {spec.arch:>24} batch {batch:>3}: step {step_gflops:6.1f} GFLOP/s "
+              f"= {r['step_over_matmul']:.2f} of matmul; pipeline {r['pipeline_samples_per_s']:7.1f} samples/s = "
+              f"{r['pipeline_over_plain']:.2f} of plain ({n_train} training samples: epoch {seconds:.1f} s, run {wall:.1f} s)",
+              flush=True)
+    header = (f"`benchmarks/kind_efficiency.py --profile {a.profile}` on {cpu_model()}, {torch.get_num_threads()} "
+              f"threads, torch {torch.__version__}, {now()[:10]}: CPU fp32 matmul {gflops:.0f} GFLOP/s. Pipeline = "
+              f"the kind's own trainer, one epoch's training and validation; plain = forward, backward and AdamW "
+              f"on a random batch; the target is pipeline / plain >= 0.9.")
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps({"cpu": cpu_model(), "threads": torch.get_num_threads(), "torch": torch.__version__,
+                               "measured": now(), "profile": a.profile, "cpu_matmul_gflops": gflops, "kinds": rows},
+                              indent=1) + "\n")
+    print(f"CPU matmul {gflops:.0f} GFLOP/s -> {OUT}")
+    if a.write_docs:
+        write_docs(rows, header)
+        print(f"table written into {DOCS}")
+
+
+if __name__ == "__main__":
+    main()
