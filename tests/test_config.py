@@ -80,3 +80,12 @@ def test_with_seeds_adds_one_matched_arm_per_extra_seed_and_keeps_the_arm_itself
     assert with_seeds(arms, None) == arms
     with pytest.raises(ConfigError, match="seeds: expected"):
         with_seeds(arms, {"values": [0, 1], "arms": ["zz"]})
+
+
+def test_arm_means_joins_seed_runs_to_their_arm_in_first_seen_order():
+    from fer_lib.config.params import arm_means
+
+    scores = {"b": 0.50, "a": 0.40, "b/seed1": 0.60, "a/seed2": 0.44, "b/seed2": 0.70, "c/seedling": 0.1}
+    means = arm_means(scores)
+    assert list(means) == ["b", "a", "c/seedling"]  # a name that only looks like a seed stays an arm
+    assert means["b"] == pytest.approx(0.60) and means["a"] == pytest.approx(0.42) and means["c/seedling"] == 0.1

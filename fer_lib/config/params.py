@@ -125,3 +125,12 @@ def arm_and_seed(run_name: str, default_seed: int = 0) -> tuple[str, int]:
     """``("v2", 1)`` for ``"v2/seed1"``; ``("v2", default_seed)`` for ``"v2"`` (the inverse of ``with_seeds``)."""
     arm, _, seed = run_name.rpartition("/seed")
     return (arm, int(seed)) if arm and seed.isdigit() else (run_name, default_seed)
+
+
+def arm_means(scores: dict[str, float]) -> dict[str, float]:
+    """{arm: the mean of its seeds' scores} from {run name: score} (``arm/seedN`` runs join their arm), arms in the
+    order they first appear: what a selection among arms reads."""
+    by_arm: dict[str, list[float]] = {}
+    for name, score in scores.items():
+        by_arm.setdefault(arm_and_seed(name)[0], []).append(float(score))
+    return {arm: sum(values) / len(values) for arm, values in by_arm.items()}

@@ -6,7 +6,7 @@ from matplotlib.ticker import NullLocator
 import numpy as np
 import pandas as pd
 
-from ..config.params import arm_and_seed
+from ..config.params import arm_and_seed, arm_means
 from ..metrics import best_on_validation, describe, fmt_mean_ci, mean_ci, verdict
 from ..runs import Run
 from .compare import arm_runs, budget_note, compare, test_value
@@ -104,7 +104,7 @@ def scratch_comparison(table: pd.DataFrame, runs: dict[str, Run], configs: dict,
     scratch = [a for a in arms if method[a] == "none"]
     scratch_runs = {s: r for a in scratch for s, r in arms[a].items()}
     distilled = [a for a in arms if method[a] != "none"]
-    val = arm_val_accuracy(runs, configs)
+    val = arm_val_accuracy(runs)
     best = best_on_validation(val[distilled])
     diff = compare(arms[best], scratch_runs, "accuracy")
     diffs = {a: compare(arms[a], scratch_runs, "accuracy") for a in distilled}
@@ -124,10 +124,10 @@ def mean_test_accuracy(arms: dict[str, dict[int, Run]]) -> dict[str, float]:
     return {a: float(np.mean([test_value(r, "accuracy") for r in by_seed.values()])) for a, by_seed in arms.items()}
 
 
-def arm_val_accuracy(runs: dict[str, Run], configs: dict) -> pd.Series:
+def arm_val_accuracy(runs: dict[str, Run]) -> pd.Series:
     """Mean validation accuracy over each arm's seeds: what every selection in sections 04 and 05 reads."""
-    return pd.Series({arm: float(np.mean([r.metrics["val"]["accuracy"] for r in by_seed.values()]))
-                      for arm, by_seed in arm_runs(runs, configs).items()}, name="val_accuracy")
+    return pd.Series(arm_means({name: run.metrics["val"]["accuracy"] for name, run in runs.items()}),
+                     name="val_accuracy")
 
 
 def kd_headline(table: pd.DataFrame, runs: dict[str, Run], configs: dict, labels: dict[str, str]) -> dict:
@@ -135,7 +135,7 @@ def kd_headline(table: pd.DataFrame, runs: dict[str, Run], configs: dict, labels
     and dropping CE from Method 3 (three ResNets) as a paired comparison."""
     arms = arm_runs(runs, configs)
     method = {arm_and_seed(n)[0]: configs[n].distill.method for n in runs}
-    val = arm_val_accuracy(runs, configs)
+    val = arm_val_accuracy(runs)
     single = [a for a in arms if method[a] == "kd"]
     multi = [a for a in arms if method[a] not in ("kd", "none")]
     best_single, best_multi = best_on_validation(val[single]), best_on_validation(val[multi])
@@ -211,7 +211,7 @@ def kd_claims(runs: dict[str, Run], configs: dict) -> list[dict]:
     DenseNet single-teacher KD beats the best multi-teacher method (picked on validation); Method 3 at T 8 beats T 4."""
     arms = arm_runs(runs, configs)
     method = {arm_and_seed(n)[0]: configs[n].distill.method for n in runs}
-    val = arm_val_accuracy(runs, configs)
+    val = arm_val_accuracy(runs)
     scratch = {s: r for a in arms if method[a] == "none" for s, r in arms[a].items()}
     single = [a for a in arms if method[a] == "kd"]
     multi = [a for a in arms if method[a] not in ("kd", "none")]

@@ -215,13 +215,10 @@ def selected_arm(runs: dict) -> str:
     """The run validation selects: the arm with the highest mean validation F-score over its seeds (``arm/seedN``
     runs join their arm), ties going to the earlier arm, at the arm's own run (section 06's ranking, and the run
     whose weights ``fer-runs publish`` keeps)."""
-    from ..config.params import arm_and_seed
+    from ..config.params import arm_means
     from ..metrics import best_on_validation
 
-    scores: dict[str, list[float]] = {}
-    for name, run in runs.items():
-        scores.setdefault(arm_and_seed(name)[0], []).append(run.metrics["val"]["fscore"])
-    return best_on_validation({arm: sum(v) / len(v) for arm, v in scores.items()})
+    return best_on_validation(arm_means({name: run.metrics["val"]["fscore"] for name, run in runs.items()}))
 
 
 def selected_weights(runs: dict) -> set[str]:
