@@ -4,9 +4,13 @@
     fer-report --profile real-cpu --sections 01_teachers 09_calibration
     fer-report --force                         # ignore the up-to-date stamps
     fer-report --no-build                      # notebooks only
+    fer-report --profile real-cpu --no-train --jobs 2   # two sections at once (each in its own kernel)
     fer-report --profile paper --check         # before a GPU run: every config and model built and stepped once
 
-Sections run in dependency order and write their executed copies to ``<book>/sections/``.
+Sections run in dependency order and write their executed copies to ``<book>/sections/``; with ``--jobs N`` up to N
+run at once, each as soon as the sections it depends on are done. Each kernel keeps torch's thread count, so a
+section computes the same numbers however many run beside it (the thread policy, ``fer_lib.threads``, keeps the
+sharing cheap); it pays most where sections read stored runs (kernel start-up and imports overlap).
 A section is skipped when its stamp -- a hash of the notebook, its parameter file, the
 fer_lib source, the profile and the stamps of the sections it depends on -- is unchanged
 and its executed copy exists. Results themselves are cached by the run store, so a
@@ -170,8 +174,9 @@ def built_profile(book: Path) -> str | None:
 
 
 def run_sections(profile: str, book: Path, only: list[str] | None = None, force: bool = False,
-                 log=print) -> dict[str, str]:
-    """Execute the (selected) sections in order; returns {section: 'ran' | 'skipped'}."""
+                 log=print, jobs: int = 1) -> dict[str, str]:
+    """Execute the (selected) sections in dependency order, up to ``jobs`` at once; returns {section: 'ran' |
+    'skipped'}."""
     names = [s.name for s in SECTIONS]
     for n in only or []:
         if n not in names:
@@ -181,13 +186,13 @@ def run_sections(profile: str, book: Path, only: list[str] | None = None, force:
     kernel_env = {"FER_REPORT_DIR": os.environ.get("FER_REPORT_DIR", str(book / "_artifacts")), "FER_PROFILE": profile}
     with patch.dict(os.environ, kernel_env):
         share_cores()
-        return _run_sections(profile, book, only, force, log)
+        return _run_sections(profile, book, only, force, log, jobs)
 
 
-def _run_sections(profile: str, book: Path, only: list[str] | None, force: bool, log) -> dict[str, str]:
+def _run_sections(profile: str, book: Path, only: list[str] | None, force: bool, log, jobs: int = 1) -> dict[str, str]:
     stamps_file = book / "sections" / ".stamps.json"
     recorded = _read_stamps(stamps_file)
-    code, current, status = fer_lib_digest(), {}, {}
+    code, current, status, todo = fer_lib_digest(), {}, {}, []
     for spec in SECTIONS:
         current[spec.name] = stamp(spec, profile, current, code)
         out = book / "sections" / f"{spec.name}.ipynb"
@@ -197,15 +202,50 @@ def _run_sections(profile: str, book: Path, only: list[str] | None, force: bool,
             status[spec.name] = "skipped"
             log(f"[fer-report] {spec.name}: unchanged, skipped")
             continue
-        t0 = time.perf_counter()
-        log(f"[fer-report] {spec.name}: running ({profile}) ...")
-        execute(spec, profile, out)
-        recorded[spec.name] = current[spec.name]
-        recorded[PROFILE_KEY] = profile
+        todo.append(spec)
+
+    def finished(spec: SectionSpec, seconds: float) -> None:  # called in this thread only: one stamps writer
+        recorded[spec.name], recorded[PROFILE_KEY] = current[spec.name], profile
         _write_atomic(stamps_file, json.dumps(recorded, indent=1))
         status[spec.name] = "ran"
-        log(f"[fer-report] {spec.name}: done in {time.perf_counter() - t0:.0f} s")
+        log(f"[fer-report] {spec.name}: done in {seconds:.0f} s")
+
+    _execute_in_order(todo, profile, book, max(1, jobs), finished, log)
     return status
+
+
+def _execute_in_order(todo: list[SectionSpec], profile: str, book: Path, jobs: int, finished, log) -> None:
+    """Run ``todo`` with up to ``jobs`` at once, each once every section of ``todo`` it depends on is done; the first
+    failure stops new starts, lets the running ones end, and is raised."""
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+    waiting, running, done = list(todo), {}, set()
+    names = {spec.name for spec in todo}
+
+    def timed(spec: SectionSpec) -> float:
+        t0 = time.perf_counter()
+        execute(spec, profile, book / "sections" / f"{spec.name}.ipynb")
+        return time.perf_counter() - t0
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        failure = None
+        while (waiting and failure is None) or running:
+            for spec in [s for s in waiting if all(d in done or d not in names for d in s.depends_on)]:
+                if len(running) >= jobs or failure is not None:
+                    break
+                log(f"[fer-report] {spec.name}: running ({profile}) ...")
+                running[pool.submit(timed, spec)] = spec
+                waiting.remove(spec)
+            ended, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in ended:
+                spec = running.pop(future)
+                if future.exception() is not None:
+                    failure = failure or future.exception()
+                    continue
+                done.add(spec.name)
+                finished(spec, future.result())
+        if failure is not None:
+            raise failure
 
 
 def build_book(book: Path, log=print) -> None:
@@ -230,6 +270,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--sections", nargs="*", help="run only these sections (default: all)")
     ap.add_argument("--force", action="store_true", help="re-execute even if unchanged")
     ap.add_argument("--no-build", action="store_true", help="do not build the book")
+    ap.add_argument("--jobs", type=int, default=1, help="sections run at once, each in its own kernel, once the "
+                    "sections it depends on are done (default 1; 2 pays on a book read from published results)")
     ap.add_argument("--book", default=str(paths.project_root() / "book"), help="book folder (default: ./book)")
     ap.add_argument("--check", action="store_true",
                     help="build every run's config and model at its real size and step it once on the CPU; list the "
@@ -276,7 +318,7 @@ def report(a) -> int:
                              f"{a.profile} --launcher slurm (or local)")
     # with --no-train the kernels refuse to train, should anything be missed; the caller's environment is restored
     with patch.dict(os.environ, {"FER_NO_TRAIN": "1"} if a.no_train else {}):
-        run_sections(a.profile, book, a.sections, a.force)
+        run_sections(a.profile, book, a.sections, a.force, jobs=a.jobs)
         if not a.no_build:
             build_book(book)
     print(f"[fer-report] total {time.perf_counter() - t0:.0f} s")
