@@ -107,7 +107,7 @@ def test_smoke_report_executes_and_builds_with_warnings_as_errors(tmp_path, monk
     book = tmp_path / "book"
     shutil.copytree(ROOT / "book", book, ignore=shutil.ignore_patterns("_build", "sections", "_artifacts"))
     monkeypatch.setenv("FER_REPORT_DIR", str(book / "_artifacts"))
-    status = run_sections("smoke", book)
+    status = run_sections("smoke", book, jobs=2)  # two sections at once where the dependencies allow
     assert set(status.values()) == {"ran"} and len(status) == len(SECTIONS)
     build_book(book)  # raises when jupyter-book reports a warning (-W)
     html = {s.name: (book / "_build" / "html" / "sections" / f"{s.name}.html").read_text() for s in SECTIONS}
@@ -162,7 +162,7 @@ def test_smoke_report_executes_and_builds_with_warnings_as_errors(tmp_path, monk
     monkeypatch.setenv("FER_RUNS", str(tmp_path / "empty-store"))
     monkeypatch.setenv("FER_RESULTS", str(tier))
     trained = [s.name for s in SECTIONS if s.name not in ("intro", "appendix")]
-    assert set(run_sections("smoke", book, trained, force=True).values()) == {"ran"}
+    assert set(run_sections("smoke", book, trained, force=True, jobs=2).values()) == {"ran"}
     for name in trained:
         runs = json.loads((book / "_artifacts" / "provenance" / f"{name}.json").read_text())["runs"]
         assert all(r["cached"] and r["published"] for r in runs), f"{name} trained a run instead of reading it"
@@ -206,7 +206,7 @@ def test_real_cpu_sections_build_from_the_published_results_alone(tmp_path, monk
     monkeypatch.setenv("FER_RUNS", str(tmp_path / "empty-store"))
     monkeypatch.setenv("FER_RESULTS", str(tier))
     monkeypatch.setenv("FER_NO_TRAIN", "1")
-    assert set(run_sections("real-cpu", book, ready, force=True).values()) == {"ran"}
+    assert set(run_sections("real-cpu", book, ready, force=True, jobs=2).values()) == {"ran"}
     for name in ready:
         prov = book / "_artifacts" / "provenance" / f"{name}.json"
         runs = json.loads(prov.read_text())["runs"] if prov.exists() else []
