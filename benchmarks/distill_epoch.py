@@ -28,7 +28,7 @@ from fer_lib.engine import DistEnv, FitData, fit, seed_everything
 from fer_lib.losses import ClassificationLoss
 from fer_lib.models import create_model
 from fer_lib.tasks.distill import Distiller, TeacherOutputCache
-from fer_lib.tasks.teacher import batch_transforms, datasets, evaluate_logits
+from fer_lib.tasks.classifier import batch_transforms, datasets, evaluate_logits
 
 DATA = {"source": "synthetic_cifar", "n_train": 3200, "n_val": 64, "n_test": 64, "size": 32, "seed": 5}
 TRAIN = {"batch_size": 64, "img_size": 32, "num_workers": 0, "warmup_epochs": 0,

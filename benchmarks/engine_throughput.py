@@ -26,7 +26,8 @@ from fer_lib.data import ImageArrayDataset, load_dataset
 from fer_lib.engine import FitData, fit, seed_everything
 from fer_lib.losses import ClassificationLoss
 from fer_lib.models import create_model
-from fer_lib.tasks.teacher import TeacherTask, batch_transforms, datasets, evaluate_logits
+from fer_lib.tasks.classifier import batch_transforms, datasets, evaluate_logits
+from fer_lib.tasks.teacher import TeacherTask
 
 
 def setup(arch: str, kwargs: dict):

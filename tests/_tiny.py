@@ -9,7 +9,8 @@ from fer_lib.data import load_dataset
 from fer_lib.engine import DistEnv, FitData, fit, seed_everything
 from fer_lib.losses import ClassificationLoss
 from fer_lib.models import create_model
-from fer_lib.tasks.teacher import TeacherTask, batch_transforms, datasets, evaluate_logits
+from fer_lib.tasks.classifier import batch_transforms, datasets, evaluate_logits
+from fer_lib.tasks.teacher import TeacherTask
 
 DATA = DataConfig(n_train=128, n_val=48, n_test=48, seed=3)
 NO_AUG = {"crop_scale": [1.0, 1.0], "hflip": 0.0, "brightness": 0.0, "contrast": 0.0}

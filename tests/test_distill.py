@@ -14,7 +14,7 @@ from fer_lib.models import create_model
 from fer_lib.runs import RunStore
 from fer_lib.tasks import teacher_configs, train_teacher
 from fer_lib.tasks.distill import Distiller, InputAdapter, TeacherOutputCache, student_configs, train_student
-from fer_lib.tasks.teacher import batch_transforms, datasets, evaluate_logits
+from fer_lib.tasks.classifier import batch_transforms, datasets, evaluate_logits
 
 DATA = {"source": "synthetic_cifar", "n_train": 128, "n_val": 42, "n_test": 42, "size": 32, "seed": 2}
 STRONG = {"crop_scale": [0.6, 1.0], "hflip": 0.5, "brightness": 0.2, "contrast": 0.2, "auto_augment": "cifar10",

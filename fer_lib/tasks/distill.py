@@ -33,7 +33,8 @@ from ..losses.methods import get_method
 from ..models import create_model
 from ..models.spec import ModelSpec
 from ..runs import Run, RunStore
-from .teacher import batch_transforms, check_arch, datasets, evaluate_logits, save_classifier_run, train_teacher
+from .classifier import batch_transforms, check_arch, datasets, evaluate_logits, save_classifier_run
+from .teacher import train_teacher
 
 KIND = "student"
 
