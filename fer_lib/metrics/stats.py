@@ -14,6 +14,7 @@ Nothing here picks a winner: selection is ``fer_lib.metrics.selection`` (validat
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Callable, Mapping
@@ -70,10 +71,15 @@ def paired_seeds(a: Mapping[int, float], b: Mapping[int, float], level: float = 
 
 
 # ----------------------------------------------------------------------------- per-sample paired bootstrap
-def _resample_weights(n: int, n_boot: int, seed: int) -> np.ndarray:
-    """(n_boot, n) counts: how often each sample is drawn in each bootstrap resample (multinomial = with replacement)."""
+@functools.lru_cache(maxsize=4)
+def resample_weights(n: int, n_boot: int, seed: int) -> np.ndarray:
+    """(n_boot, n) counts: how often each sample is drawn in each bootstrap resample (multinomial = with replacement).
+    The same (n, n_boot, seed) gives the same resamples, so every comparison on one test split shares them; the
+    array is kept (read-only) for the next caller, drawing it being most of a bootstrap's cost."""
     rng = np.random.default_rng(seed)
-    return rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(np.float64)
+    weights = rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(np.float64)
+    weights.flags.writeable = False
+    return weights
 
 
 def weighted_accuracy(weights: np.ndarray, labels: np.ndarray, pred: np.ndarray, num_classes: int) -> np.ndarray:
@@ -104,7 +110,7 @@ def _paired_interval(difference_rows: Callable[[np.ndarray], np.ndarray], n: int
     """The paired bootstrap every function below shares: ``difference_rows(weights)`` is metric(A) - metric(B) for
     each row of resample counts; a row of ones is the full test split (the estimate)."""
     estimate = float(difference_rows(np.ones((1, n)))[0])
-    boots = difference_rows(_resample_weights(n, n_boot, seed))
+    boots = difference_rows(resample_weights(n, n_boot, seed))
     low, high = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2])
     return Interval(estimate, float(low), float(high), n, "paired bootstrap over test samples", level)
 

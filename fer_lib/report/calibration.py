@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..metrics.calibration_boot import CALIBRATION_ROWS
-from ..metrics.stats import paired_bootstrap_ece, verdict
+from ..metrics.stats import paired_bootstrap_ece, resample_weights, verdict
 from ..metrics import (CALIBRATION_METRICS, SEED_GRID, apply_vector_scaling, fit_temperature,
                        fit_vector_scaling, reliability_bins, select_temperature, softmax, temperature_sweep)
 
@@ -36,16 +36,11 @@ def _metric(name):
     return (lambda p, y: fn(p, y)) if name in ("brier", "nll") else (lambda p, y: fn(p, y, 15))
 
 
-def resample_counts(n: int, n_boot: int, seed: int) -> np.ndarray:
-    """(n_boot, n): how often each test sample is drawn in each bootstrap resample (with replacement)."""
-    return np.random.default_rng(seed).multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(np.float64)
-
-
 def calibration_study(outputs: dict[str, dict], n_boot: int = 1000, seed: int = 0, grid=SEED_GRID) -> pd.DataFrame:
     """Long table: model, method, T, metric, value, lo, hi (test split; maps fitted on val)."""
     rows = []
     for model, a in outputs.items():
-        counts = resample_counts(len(a["test_labels"]), n_boot, seed)  # one set of resamples per model
+        counts = resample_weights(len(a["test_labels"]), n_boot, seed)  # one set of resamples per test split
         for method, (t, to_probs) in calibrators(a["val_logits"], a["val_labels"], grid).items():
             p, y = to_probs(a["test_logits"]), a["test_labels"]
             for metric in CALIBRATION_METRICS:
