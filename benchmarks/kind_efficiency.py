@@ -5,7 +5,7 @@
 For the first run of each trainable kind in the profile's plan (its data must be on this machine; a student from
 scratch, so no teacher is trained first) it measures, on this CPU with the threads torch uses:
 
-- **step / matmul**: a plain training step (forward, a loss, backward, AdamW) of the run's model at its batch size on
+- **step / matmul**: a plain training step (forward, a loss, backward, SGD; ``train_rates.py``'s) of the run's model at its batch size on
   random inputs, its FLOPs counted by ``torch.utils.flop_counter.FlopCounterMode``, as achieved GFLOP/s over the
   CPU's fp32 matmul rate (a 2048 x 2048 matmul) -- how near the hardware the model's own arithmetic runs;
 - **pipeline / plain**: the kind's own trainer (``RunKind.train``: data loading, augmentation, the task's losses, the
@@ -36,6 +36,7 @@ from fer_lib.runs import RunStore
 from fer_lib.runs.provenance import cpu_model, now
 from fer_lib.tasks.kinds import get_run_kind
 from fer_lib.tasks.sections import load_data, train_run
+from train_rates import matmul_gflops, samples_per_second  # this folder's script: the same matmul and step
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "kind_efficiency.json"
@@ -44,34 +45,22 @@ MARKERS = ("<!-- kind-efficiency: begin (benchmarks/kind_efficiency.py --write-d
            "<!-- kind-efficiency: end -->")
 
 
-def matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
-    t0 = time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    return 2 * n ** 3 * repeats / (time.perf_counter() - t0) / 1e9
+def step_flops(model, inputs) -> float:
+    """FLOPs of one forward and backward pass of ``model`` on ``inputs`` (torch's FLOP counter)."""
+    model.train()
+    with FlopCounterMode(display=False) as counter:
+        model(inputs).float().logsumexp(1).mean().backward()
+    model.zero_grad(set_to_none=True)
+    return float(counter.get_total_flops())
 
 
 def plain_step_rate(spec, batch: int, steps: int) -> tuple[float, float]:
-    """(samples per second, FLOPs per step) of a plain training step of ``spec``'s model on a random batch."""
+    """(samples per second, FLOPs per step) of a plain training step of ``spec``'s model on a random batch: the
+    same step ``train_rates.py`` times for the makespan."""
     spec = spec.with_random_weights()
     model, inputs = spec.build(), spec.example_batch(batch)
-    model.train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-
-    def step():
-        opt.zero_grad(set_to_none=True)
-        model(inputs).float().logsumexp(1).mean().backward()
-        opt.step()
-
-    with FlopCounterMode(display=False) as counter:
-        step()
-    step()  # warm-up outside the counter
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return batch * steps / (time.perf_counter() - t0), float(counter.get_total_flops())
+    flops = step_flops(model, inputs)
+    return samples_per_second(model, inputs, batch, steps), flops
 
 
 def one_epoch(planned, train_limit: int):
@@ -144,7 +133,7 @@ def main() -> None:
               flush=True)
     header = (f"`benchmarks/kind_efficiency.py --profile {a.profile}` on {cpu_model()}, {torch.get_num_threads()} "
               f"threads, torch {torch.__version__}, {now()[:10]}: CPU fp32 matmul {gflops:.0f} GFLOP/s. Pipeline = "
-              f"the kind's own trainer, one epoch's training and validation; plain = forward, backward and AdamW "
+              f"the kind's own trainer, one epoch's training and validation; plain = forward, backward and SGD "
               f"on a random batch; the target is pipeline / plain >= 0.9.")
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps({"cpu": cpu_model(), "threads": torch.get_num_threads(), "torch": torch.__version__,

@@ -283,3 +283,14 @@ def test_seg_config_errors_name_the_arm():
         seg_configs(TINY["data"], {}, TINY["train"], {}, {}, {"b": {"loss": {"dice_weight": -1}}})
     with pytest.raises(ConfigError, match="arms.a.train.select_metric: expected one of fscore"):
         seg_configs(TINY["data"], {}, {**TINY["train"], "select_metric": "macro_f1"}, {}, {}, {"a": {}})
+
+
+def test_seeds_note_names_the_arms_that_ran_more_seeds():
+    import pandas as pd
+
+    from fer_lib.report.segmentation import seeds_note
+
+    labels = {"dice_1_0": "Dice 1.0", "dice_2_0": "Dice 2.0", "focal": "Focal", "no_lmsa": "LMSA off"}
+    seeds = pd.Series({"dice_2_0": 3, "dice_1_0": 3, "focal": 1, "no_lmsa": 1})
+    assert seeds_note(seeds, labels) == "3 for Dice 2.0 and Dice 1.0, 1 for the other arms"
+    assert seeds_note(pd.Series({"dice_1_0": 2, "focal": 2}), labels) == "2 per arm"

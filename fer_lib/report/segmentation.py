@@ -131,6 +131,17 @@ def lr_pairs_f1(run: Run, split: str = "test") -> pd.DataFrame:
                          "no swap": {c: m[f"{split}_flip_noswap"][f"f1_{c}"] for c in cls}}).rename_axis("class")
 
 
+def seeds_note(seeds: pd.Series, labels: dict[str, str]) -> str:
+    """How many training seeds each arm ran: "3 per arm", or "3 for Dice 1.0 and Dice 2.0, 1 for the other arms"
+    (the largest group of arms with one count is "the other arms")."""
+    groups = {int(n): [labels.get(a, a) for a in seeds.index if seeds[a] == n] for n in sorted(set(seeds), reverse=True)}
+    if len(groups) == 1:
+        return f"{next(iter(groups))} per arm"
+    rest = max(groups, key=lambda n: (len(groups[n]), -n))  # a tie: the arms with more seeds are named
+    named = [f"{n} for {' and '.join(arms)}" for n, arms in groups.items() if n != rest]
+    return ", ".join(named) + f", {rest} for the other arms"
+
+
 def headline(runs: dict[str, Run], labels: dict[str, str], seed: dict, on: str, off: str,
              configs: dict | None = None) -> dict:
     """Numbers the section's prose cites: the arm with the best mean validation F-score, its test F-score and its
@@ -151,7 +162,7 @@ def headline(runs: dict[str, Run], labels: dict[str, str], seed: dict, on: str, 
         "best_arm": labels[best], "best_val_fscore": rank.loc[best, "val_fscore"],
         "best_test_fscore": rank.loc[best, "test_fscore"], "best_test_fscore_tta": m["test_flip"]["fscore"],
         "best_test_miou": m["test"]["miou"], "worst_arm": labels[rank.index[-1]],
-        "worst_val_fscore": rank.loc[rank.index[-1], "val_fscore"], "n_seeds": int(rank["seeds"].min()),
+        "worst_val_fscore": rank.loc[rank.index[-1], "val_fscore"], "seeds_note": seeds_note(rank["seeds"], labels),
         "base_val_fscore": rank.loc[base, "val_fscore"],
         "best_vs_base": (describe(vs_base, "higher than the Dice 1.0 baseline", "lower than the Dice 1.0 baseline")
                          if vs_base is not None else "the baseline itself"),
