@@ -37,18 +37,19 @@ def test_a_diverging_run_stops_at_the_first_non_finite_loss_and_is_not_stored(tm
 
 
 def test_one_infinite_input_batch_stops_the_run(tmp_path, monkeypatch):
-    from fer_lib.tasks import teacher
+    from fer_lib.data import ImageArrayDataset
+    from fer_lib.tasks.teacher import train_teacher
 
-    real = teacher.ImageArrayDataset.__getitem__
+    real = ImageArrayDataset.__getitem__
 
     def poisoned(self, i):
         x, y = real(self, i)
         return (torch.full(x.shape, float("inf")), y) if self.transform is None and i == 5 and len(self) == 64 else (x, y)
 
-    monkeypatch.setattr(teacher.ImageArrayDataset, "__getitem__", poisoned)
+    monkeypatch.setattr(ImageArrayDataset, "__getitem__", poisoned)
     store = RunStore(tmp_path)
     with pytest.raises(NonFiniteLossError, match=r"at epoch 1, step \d+ .*last finite loss"):
-        teacher.train_teacher(_teacher_cfg(), store, progress=False)
+        train_teacher(_teacher_cfg(), store, progress=False)
     assert not store.runs("teacher")
 
 
