@@ -33,7 +33,7 @@ from ..runs.provenance import git_commit, now
 from ..runs.transfer import (MAX_ARCHIVE_MB, MAX_FILE_MB, check_run, dir_bytes, export_runs, import_archive,
                              publish_run)
 from ..tasks.errors import run_command
-from ..tasks.kinds import get_run_kind
+from ..tasks.kinds import get_run_kind, keeps_no_weights
 from ..launch.plan import PlannedRun, plan_profile, stored
 
 
@@ -66,6 +66,8 @@ def weights_needed(plan: dict[str, PlannedRun], store: RunStore) -> set[str]:
     selects on validation F-score. Every other run publishes its outputs and metrics, which is all the book reads."""
     groups: dict[tuple[str, str], dict[str, tuple[str, Run]]] = {}
     for planned in plan.values():
+        if get_run_kind(planned.kind).published_weights is keeps_no_weights:
+            continue  # the default rule keeps none: no need to look the run up
         run = store.find(planned.kind, planned.key) if planned.key else None
         if run is not None:
             groups.setdefault((planned.kind, planned.section), {})[planned.name] = (planned.key, run)
