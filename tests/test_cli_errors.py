@@ -118,6 +118,15 @@ def test_a_missing_block_names_the_file_and_the_block(tmp_path, capsys):
     assert f"{bad}: no `teachers:` entry" in err and "KeyError" not in err
 
 
+@pytest.mark.parametrize("mode", ["--status", "--plan"])
+def test_an_unknown_section_is_named_with_the_known_ones(mode, capsys):
+    from fer_lib.commands.train import main
+
+    assert _exit_code(main, ["--profile", "smoke", "--sections", "04_multi", mode]) == 2
+    err = capsys.readouterr().err
+    assert "unknown section(s) 04_multi" in err and "04_kd_cifar" in err and "Traceback" not in err
+
+
 # ------------------------------------------------------------------------------------------- 5, 6: the store, Ctrl-C
 @pytest.mark.parametrize("exc, words", [
     (OSError(errno.ENOSPC, "No space left on device", "/store/teacher/.tmp-x/weights.safetensors"),

@@ -177,6 +177,25 @@ def test_student_run_records_retention_and_is_cached(tmp_path):
     assert again.hit
 
 
+def test_a_teacher_stored_without_weights_is_trained_again_and_the_student_is_the_same(tmp_path):
+    """A published teacher has no weights; a student trained from it retrains it (same key) into the local store,
+    replacing the copy without weights, and trains exactly as from the original (same machine)."""
+    tcfg, truns, store = _teacher_runs(tmp_path)
+    reference = _student(tmp_path, RunStore(tmp_path / "ref", published=[tmp_path / "runs"]), tcfg, method="kd",
+                         roles=("a",), cache=False)
+    weights = truns["a"].path / "weights.safetensors"
+    original = weights.read_bytes()
+    weights.unlink()
+    (truns["a"].path / "manifest.json").unlink()  # a local copy without weights, as `fer-runs import` of a published run
+    from fer_lib.runs.manifest import write_manifest
+    write_manifest(truns["a"].path)
+    assert store.find("teacher", truns["a"].key) is not None  # readers of outputs still see it
+    assert store.needing_weights({"teacher"}).find("teacher", truns["a"].key) is None
+    run = _student(tmp_path, store, tcfg, method="kd", roles=("a",), cache=False)
+    assert weights.read_bytes() == original and not list((store.root / "teacher").glob(".old-*"))
+    np.testing.assert_array_equal(run.arrays()["test_logits"], reference.arrays()["test_logits"])
+
+
 def test_paper_dkd_arms_ramp_over_20_of_240_epochs_as_the_dkd_reference():
     """mdistiller's DKD: warmup 20 of 240 CIFAR epochs; the paper profile scales it to its own epoch budget, on
     the DKD arms only (KD has no ramp in the reference)."""

@@ -69,14 +69,39 @@ def test_jobs_come_in_dependency_levels_and_stored_or_published_runs_are_done(tm
     # a published teacher is done: its readers no longer wait for it
     resnet50 = plan04["04_kd_cifar/teacher:resnet50"]
     src = RunStore(tmp_path / "elsewhere").run("teacher", {"fake": 1}, "fp", lambda out, scratch: (
-        out.joinpath("metrics.json").write_text("{}")))
+        out.joinpath("weights.safetensors").write_bytes(b"stand-in")))
     published = tmp_path / "results" / "teacher" / resnet50.key
-    publish_run(src.path, tmp_path / "results")
+    publish_run(src.path, tmp_path / "results", keep_weights=True)
     os.rename(tmp_path / "results" / "teacher" / src.key, published)
     again = plan_jobs("smoke", ["04_kd_cifar"], store, plan04)
     assert again.stored == 1 and resnet50.key not in {r.key for level in again.levels for r in level}
     kd_resnet = plan04["04_kd_cifar/kd_resnet"]
     assert kd_resnet.reads == (resnet50.key,) and kd_resnet.key in {r.key for r in again.levels[0]}
+    assert again.for_weights == []
+
+
+def test_a_stored_teacher_without_weights_is_trained_again_before_a_student_that_loads_it(tmp_path, plan04):
+    """Published teachers carry no weights: a student still to train needs them, so the teacher's job comes first
+    (named), and a student already stored asks for nothing."""
+    store = RunStore(tmp_path / "runs", published=[tmp_path / "results"])
+    resnet50 = plan04["04_kd_cifar/teacher:resnet50"]
+    src = RunStore(tmp_path / "elsewhere").run("teacher", {"fake": 1}, "fp", lambda out, scratch: (
+        out.joinpath("weights.safetensors").write_bytes(b"stand-in")))
+    publish_run(src.path, tmp_path / "results")  # without its weights, as every published teacher
+    os.rename(tmp_path / "results" / "teacher" / src.key, tmp_path / "results" / "teacher" / resnet50.key)
+    jobs = plan_jobs("smoke", ["04_kd_cifar"], store, plan04)
+    readers = [p for p in plan04.values() if resnet50.key in p.reads]
+    assert jobs.for_weights == [resnet50.label] and jobs.stored == 0
+    assert resnet50.key in {r.key for r in jobs.levels[0]}
+    assert {r.key for r in readers} <= {r.key for r in jobs.levels[1]}
+    # every reader stored: the teacher without weights is done again
+    for reader in readers:
+        fake = RunStore(tmp_path / "elsewhere").run("student", {"fake": reader.key}, "fp", lambda out, scratch: (
+            out.joinpath("metrics.json").write_text("{}")))
+        store.path("student", reader.key).parent.mkdir(parents=True, exist_ok=True)
+        os.rename(fake.path, store.path("student", reader.key))
+    again = plan_jobs("smoke", ["04_kd_cifar"], store, plan04)
+    assert again.for_weights == [] and resnet50.key not in {r.key for level in again.levels for r in level}
 
 
 def test_slurm_sweep_writes_one_array_per_level_held_with_afterok(tmp_path, fake_slurm, plan04, capsys):

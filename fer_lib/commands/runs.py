@@ -33,7 +33,7 @@ from ..runs.provenance import git_commit, now
 from ..runs.transfer import (MAX_ARCHIVE_MB, MAX_FILE_MB, check_run, dir_bytes, export_runs, import_archive,
                              publish_run)
 from ..tasks.errors import run_command
-from ..tasks.kinds import get_run_kind, keeps_no_weights
+from ..tasks.kinds import get_run_kind, keeps_no_weights, weights_read_kinds
 from ..launch.plan import PlannedRun, plan_profile, stored
 
 
@@ -154,16 +154,13 @@ class _ScratchStore(RunStore):
     too."""
 
     def __init__(self, root: Path, sources: list[Path], target: str):
-        super().__init__(root, published=sources)
+        super().__init__(root, published=sources, weights_of=weights_read_kinds())
         self.target = target
 
     def find(self, kind: str, key: str) -> Run | None:
         if key == self.target:
             return Run(self.path(kind, key), hit=True) if self.path(kind, key).is_dir() else None
-        run = super().find(kind, key)
-        if run is not None and get_run_kind(kind).weights_read and not (run.path / "weights.safetensors").is_file():
-            return None
-        return run
+        return super().find(kind, key)
 
 
 def flat_metrics(metrics: dict, prefix: str = "") -> dict[str, float]:

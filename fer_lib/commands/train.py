@@ -106,6 +106,9 @@ def launch(a) -> int:
           (f"; {len(jobs.no_data)} without data here" if jobs.no_data else ""))
     for label, job_id in jobs.cancelled.items():
         print(f"[sweep] {label}: cancelled job {job_id}, blocked on a failed run; submitting it again")
+    if jobs.for_weights:
+        print(f"[sweep] trained again for the weights a run to train loads (stored without them, as published runs "
+              f"are): {', '.join(jobs.for_weights)}")
     if not n:
         return 0
     if a.launcher == "slurm":

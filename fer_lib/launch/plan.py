@@ -75,7 +75,12 @@ def plan_profile(profile: str, sections: list[str] | None = None, store: RunStor
     that read them. ``params``: section -> parameters to use instead of ``params/<profile>/<section>.yaml``."""
     store = store or RunStore()
     params = params or {}
-    wanted = list(sections or [*SECTION_BUILDERS, *READERS])
+    known = [*SECTION_BUILDERS, *READERS]
+    wanted = list(sections or known)
+    unknown = [s for s in wanted if s not in known]
+    if unknown:
+        raise ValueError(f"unknown section(s) {', '.join(unknown)}: expected some of {', '.join(sorted(known))} "
+                         f"(the names of notebooks/*.ipynb that plan runs)")
     plan: dict[str, PlannedRun] = {}
     by_ident: dict[str, PlannedRun] = {}
     data_cache: dict = {}

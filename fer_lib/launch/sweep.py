@@ -41,7 +41,7 @@ import submitit
 
 from ..runs import RunStore
 from ..runs.provenance import git_commit, now
-from ..tasks.kinds import get_run_kind
+from ..tasks.kinds import get_run_kind, weights_read_kinds
 from .plan import PlannedRun, plan_profile
 
 DEFAULT_MAX_REQUEUES = 3
@@ -65,7 +65,7 @@ class TrainRun(submitit.helpers.Checkpointable):
         import torch
 
         from ..config.params import load_params, params_file
-        from ..tasks.kinds import get_run_kind
+        from ..tasks.kinds import get_run_kind, weights_read_kinds
         from ..tasks.sections import load_data, section_runs, train_run
 
         current = git_commit()
@@ -86,7 +86,8 @@ class TrainRun(submitit.helpers.Checkpointable):
         if store.key(kind, cfg.key_dict(), data.fingerprint, get_run_kind(kind).reads(cfg)) != self.key:
             raise CodeChangedError(f"run {self.section}/{self.name}: its key is no longer {self.key} (parameters or "
                                    "data changed since submission); plan and submit again")
-        run = train_run(kind, cfg, data, store=store, progress=False)
+        # the job exists because its run is missing, or is stored without the weights a run to train loads
+        run = train_run(kind, cfg, data, store=store.needing_weights(weights_read_kinds()), progress=False)
         return {"key": run.key, "path": str(run.path), "requeues": self.requeues}
 
     def checkpoint(self, *args, **kwargs):
@@ -302,6 +303,7 @@ class JobPlan:
     stored: int = 0
     no_data: list[PlannedRun] = field(default_factory=list)
     cancelled: dict[str, str] = field(default_factory=dict)        # label -> job id of blocked jobs cancelled
+    for_weights: list[str] = field(default_factory=list)           # labels of stored runs trained again for weights
 
 
 def plan_jobs(profile: str, sections: list[str] | None = None, store: RunStore | None = None,
@@ -314,7 +316,7 @@ def plan_jobs(profile: str, sections: list[str] | None = None, store: RunStore |
     plan = plan if plan is not None else plan_profile(profile, sections, store)
     out = JobPlan()
     todo: dict[str, PlannedRun] = {}
-    candidates: list[tuple[PlannedRun, dict | None]] = []
+    missing: list[PlannedRun] = []
     for run in plan.values():
         if not get_run_kind(run.kind).trains:
             continue  # section 02 fuses stored teachers in seconds, no job
@@ -323,7 +325,15 @@ def plan_jobs(profile: str, sections: list[str] | None = None, store: RunStore |
         elif store.find(run.kind, run.key) is not None:
             out.stored += 1
         else:
-            candidates.append((run, read_record(store, run)))
+            missing.append(run)
+    # a stored run without the weights that a run to train loads (a published teacher) is trained again first
+    needing, by_ident = store.needing_weights(weights_read_kinds()), {run.ident: run for run in plan.values()}
+    retrain = {dep.key: dep for run in missing for ident in run.reads
+               if (dep := by_ident.get(ident)) is not None and dep.key and dep not in missing
+               and needing.find(dep.kind, dep.key) is None}
+    out.stored -= len(retrain)
+    out.for_weights = sorted(run.label for run in retrain.values())
+    candidates = [(run, read_record(store, run)) for run in [*retrain.values(), *missing]]
     states = job_states(record for _, record in candidates)  # may raise: then nothing was changed
     for run, record in candidates:
         state = job_state(record, states)

@@ -147,11 +147,25 @@ class RunStore:
     published tiers are ``FER_RESULTS`` or every ``<project>/results/<profile>/``; a store given an explicit
     ``root`` reads no published tier unless ``published`` names some (tests stay hermetic)."""
 
-    def __init__(self, root: str | Path | None = None, published: list[str | Path] | None = None):
+    def __init__(self, root: str | Path | None = None, published: list[str | Path] | None = None,
+                 weights_of: frozenset[str] | set[str] = frozenset()):
+        """``weights_of``: kinds whose runs count only with their weights (``weights.safetensors``), for a store that
+        trains their readers: a copy without them (published runs never carry a teacher's) is then missing, and the
+        run computed in its place replaces a local copy. ``tasks.kinds.weights_read_kinds()`` names them."""
         self.root = Path(root) if root else paths.runs_dir()
         if published is None:
             published = paths.published_roots() if root is None else []
         self.published = [Path(p) for p in published]
+        self.weights_of = frozenset(weights_of)
+
+    def needing_weights(self, kinds: frozenset[str] | set[str]) -> "RunStore":
+        """This store as a run that loads the weights of ``kinds`` sees it (a student its teachers')."""
+        kinds = self.weights_of | frozenset(kinds)
+        return self if kinds == self.weights_of else RunStore(self.root, self.published, kinds)
+
+    def usable(self, kind: str, run_dir: Path) -> bool:
+        """``run_dir`` can stand for its run here: complete, and with its weights where this store needs them."""
+        return run_dir.is_dir() and (kind not in self.weights_of or (run_dir / WEIGHTS).is_file())
 
     def key(self, kind: str, config: dict, data_fingerprint: str, reads: tuple[str, ...] = ()) -> str:
         """The run's key: its kind, config, data and the compute versions of its kind and of the kinds it reads."""
@@ -171,10 +185,10 @@ class RunStore:
 
     def find(self, kind: str, key: str) -> Run | None:
         """The complete run ``key`` from the local store, else from the first published tier that has it."""
-        if self.path(kind, key).is_dir():
+        if self.usable(kind, self.path(kind, key)):
             return Run(self.path(kind, key), hit=True)
         for tier in self.published:
-            if (tier / kind / key).is_dir():
+            if self.usable(kind, tier / kind / key):
                 return Run(tier / kind / key, hit=True, published=True)
         return None
 
@@ -196,7 +210,7 @@ class RunStore:
                                   "with `fer-train` (`fer-train --profile P --plan` lists the missing runs)")
         is_main = env is None or env.is_main
         with self._lock(kind, key, enabled=is_main):
-            if final.is_dir():  # another process finished it while we waited
+            if self.usable(kind, final):  # another process finished it while we waited
                 return Run(final, hit=True)
             if is_main:
                 self._remove_tmp(kind, key)  # we hold the key's lock: no live writer owns them
@@ -220,7 +234,9 @@ class RunStore:
                         "wall_seconds": round(time.perf_counter() - t0, 2), "resumed": resumed,
                         "world_size": getattr(env, "world_size", 1)})
                     write_manifest(tmp)
-                    if not move_into_place(tmp, final):
+                    if final.is_dir() and not self.usable(kind, final):  # a copy without the weights we need
+                        replace_run(tmp, final)
+                    elif not move_into_place(tmp, final):
                         warnings.warn(f"run {kind}/{key} arrived from another process (an import) while this one "
                                       f"computed it: {final} keeps that copy, this one was dropped")
                     shutil.rmtree(scratch, ignore_errors=True)
@@ -302,6 +318,18 @@ def move_into_place(tmp: Path, final: Path) -> bool:
             raise
         shutil.rmtree(tmp, ignore_errors=True)
         return False
+
+
+def replace_run(new: Path, final: Path) -> None:
+    """Put the complete folder ``new`` where ``final`` is: two renames, so a reader sees the old copy or the new."""
+    old = final.parent / f".old-{final.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    os.rename(final, old)
+    move_into_place(new, final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+#: a run's trained weights (a published copy leaves them out, unless its kind's publish rule keeps them)
+WEIGHTS = "weights.safetensors"
 
 
 def _write_json(path: Path, obj) -> None:

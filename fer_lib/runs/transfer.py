@@ -34,7 +34,7 @@ import numpy as np
 from ..atomic import atomic_write
 from .manifest import MANIFEST, CorruptRunError, build_manifest, file_sha256, read_manifest
 from .provenance import shareable
-from .store import Run, RunStore, move_into_place
+from .store import Run, RunStore, move_into_place, replace_run
 from .versions import COMPUTE_VERSIONS
 
 #: file types a run may hold (anything else in an archive is refused)
@@ -111,14 +111,6 @@ def _same_content(run_dir: Path, files: dict) -> bool:
     return manifest is not None and manifest["files"] == files == build_manifest(run_dir)["files"]
 
 
-def _replace(new: Path, final: Path) -> None:
-    """Put the complete folder ``new`` where ``final`` is: two renames, so a reader sees the old copy or the new."""
-    old = final.parent / f".old-{final.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    os.rename(final, old)
-    move_into_place(new, final)
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def published_files(run_dir: Path, keep_weights: bool = False) -> list[str]:
     """The files of ``run_dir`` a published copy keeps: all but the weights, unless ``keep_weights``."""
     return sorted(p.name for p in Path(run_dir).iterdir() if p.is_file() and p.name != MANIFEST
@@ -147,7 +139,7 @@ def publish_run(run_dir: Path, tier: Path, keep_weights: bool = False, keep_host
             return final, False
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
         if final.is_dir():
-            _replace(tmp, final)
+            replace_run(tmp, final)
         else:
             move_into_place(tmp, final)
     finally:
@@ -330,7 +322,7 @@ def import_archive(archive: Path, store_root: Path, key_of: KeyOf = key_reading_
                 if final.is_dir() and (not replace or _same_content(final, read_manifest(new)["files"])):
                     present.append(final)
                 elif final.is_dir():
-                    _replace(new, final)
+                    replace_run(new, final)
                     added.append(final)
                 else:
                     (added if move_into_place(new, final) else present).append(final)

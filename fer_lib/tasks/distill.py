@@ -192,7 +192,8 @@ def train_student(cfg: StudentRunConfig, store: RunStore | None = None, data: La
         train_tf, eval_tf = batch_transforms(data, cfg.model, cfg.train)
         src = _input_convention(cfg.model, cfg.train, data)
         teachers, adapters = [], []
-        for tc, tr in zip(cfg.teachers, teacher_runs):
+        weighted = _with_weights(teacher_runs, cfg.teachers, store, data, env, progress)
+        for tc, tr in zip(cfg.teachers, weighted):
             teachers.append(load_weights(create_model(tc.model, len(data.classes)), tr.file("weights.safetensors")))
             dst = _input_convention(tc.model, tc.train, data)
             size = tc.train.img_size if tc.train.img_size != cfg.train.img_size else None
@@ -211,7 +212,7 @@ def train_student(cfg: StudentRunConfig, store: RunStore | None = None, data: La
         result = fit(task, FitData(sets["train"], y_train, sets["val"], train_tf, eval_tf), cfg.train, scratch, e,
                      progress)
         load_weights(student, result.best_weights)
-        teacher_acc = [tr.metrics["test"]["accuracy"] for tr in teacher_runs]
+        teacher_acc = [tr.metrics["test"]["accuracy"] for tr in weighted]
         save_classifier_run(out, task, result, sets, eval_tf, cfg.train, e, data.classes, lambda m: {
             "teacher_test_accuracy": teacher_acc,
             "retention": m["test"]["accuracy"] / max(teacher_acc) if teacher_acc and max(teacher_acc) > 0 else None,
@@ -219,6 +220,16 @@ def train_student(cfg: StudentRunConfig, store: RunStore | None = None, data: La
             if caches else None})
 
     return store.run(KIND, cfg.key_dict(), data.fingerprint, compute, env, reads=reads_of(cfg))
+
+
+def _with_weights(runs: list[Run], configs: list[TeacherRunConfig], store: RunStore, data: LabeledImages,
+                  env: DistEnv | None, progress: bool) -> list[Run]:
+    """The teacher runs, each with its weights: one stored without them (published runs never carry a teacher's) is
+    trained again into the local store, replacing a local copy without weights. Same key, same recipe; how far a
+    retrained run may differ from the published one is the ledger's rule (``fer_lib.runs.ledger``)."""
+    needing = store.needing_weights({"teacher"})
+    return [run if needing.usable("teacher", run.path) else train_teacher(tc, needing, data, env, progress)
+            for run, tc in zip(runs, configs)]
 
 
 def reads_of(cfg: StudentRunConfig) -> tuple[str, ...]:

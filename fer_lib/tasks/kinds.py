@@ -75,6 +75,12 @@ def get_run_kind(name: str) -> RunKind:
     return RUN_KINDS[name]
 
 
+def weights_read_kinds() -> frozenset[str]:
+    """The kinds whose readers load their weights (``RunKind.weights_read``): a store that trains readers needs them
+    (``RunStore.needing_weights``)."""
+    return frozenset(name for name, kind in RUN_KINDS.items() if kind.weights_read)
+
+
 def _register_builtin() -> None:
     from ..data import load_dataset
     from ..data.av_sources import load_av_dataset
