@@ -246,3 +246,64 @@ def test_critical_path_and_ideal_speed_up_on_a_hand_worked_graph():
     assert critical_path(plan) == (["01/A", "04/T"], 60, 115)
     assert critical_path(plan, done={"a"}) == (["04/T"], 50, 105)  # a stored teacher costs nothing
     assert critical_path(plan, done={"a", "t"}) == (["01/B", "04/S"], 35, 55)
+
+
+def test_publish_keeps_another_training_of_a_published_key_unless_told(tmp_path):
+    """A teacher trained again (for its weights) has the published key but other numbers: the published training
+    stays, since ensembles and students were computed from it; --replace-training replaces it."""
+    from fer_lib.runs.transfer import AnotherTrainingError
+
+    tier = tmp_path / "tier"
+    first = RunStore(tmp_path / "a").run("teacher", {"x": 1}, "fp", _compute([], 0.5))
+    published, _ = publish_run(first.path, tier)
+    again = RunStore(tmp_path / "b").run("teacher", {"x": 1}, "fp", _compute([], 0.51))
+    assert again.key == first.key
+    before = _snapshot(tier)
+    with pytest.raises(AnotherTrainingError, match="another training of this key"):
+        publish_run(again.path, tier)
+    assert _snapshot(tier) == before
+    _, changed = publish_run(again.path, tier, replace_training=True)
+    assert changed and json.loads((published / "metrics.json").read_text())["test"]["accuracy"] == 0.51
+
+
+def test_verify_local_compares_a_local_training_with_the_published_copy(tmp_path, monkeypatch, capsys):
+    from fer_lib.commands import runs as runs_cli
+    from fer_lib.launch.plan import PlannedRun
+    from fer_lib.runs import ledger
+
+    tier = tmp_path / "tier"
+    first = RunStore(tmp_path / "elsewhere").run("teacher", {"x": 1}, "fp", _compute([], 0.5))
+    publish_run(first.path, tier)
+    local = RunStore(tmp_path / "local", published=[tier])
+    plan = {"01/t": PlannedRun("01", "t", "teacher", first.key)}
+    monkeypatch.setattr(runs_cli, "plan_profile", lambda *a, **k: plan)
+    monkeypatch.setenv("FER_RUNS", str(local.root))
+    monkeypatch.setenv("FER_RESULTS", str(tmp_path))
+    monkeypatch.setattr(runs_cli.paths, "published_roots", lambda: [tier])
+
+    def verify() -> tuple[int, str]:
+        with pytest.raises(SystemExit) as done:
+            runs_cli.main(["verify", first.key, "--profile", "smoke", "--local"])
+        captured, code = capsys.readouterr(), done.value.code
+        if isinstance(code, str):  # SystemExit(message): exit status 1 with the message on stderr
+            return 1, captured.out + captured.err + code
+        return code, captured.out + captured.err
+
+    code, out = verify()  # only the published copy
+    assert code != 0 and "needs a local copy and a published one" in out
+    import shutil
+    shutil.copytree(tier / "teacher" / first.key, local.path("teacher", first.key))  # an import: the same training
+    code, out = verify()
+    assert code != 0 and "the published training itself" in out
+    shutil.rmtree(local.path("teacher", first.key))
+    RunStore(tmp_path / "local", published=[]).run("teacher", {"x": 1}, "fp", _compute([], 0.5))  # trained here
+    code, out = verify()
+    assert code == 0 and "passed (bitwise on the machine that trained it" in out, out
+    # on the machine that trained the published copy, any difference fails
+    shutil.rmtree(local.path("teacher", first.key))
+    RunStore(tmp_path / "local", published=[]).run("teacher", {"x": 1}, "fp", _compute([], 0.51))
+    code, out = verify()
+    assert code == 1 and "FAILED" in out
+    entries = ledger.read(local.root / ledger.LEDGER)
+    assert [e["bitwise"] for e in entries] == [True, False] and [e["passed"] for e in entries] == [True, False]
+    assert entries[1]["headline"]["test.accuracy"]["abs_diff"] == pytest.approx(0.01)

@@ -30,8 +30,8 @@ from ..runs import Run, RunStore
 from ..runs import ledger, measurements
 from ..runs.manifest import CorruptRunError
 from ..runs.provenance import git_commit, now
-from ..runs.transfer import (MAX_ARCHIVE_MB, MAX_FILE_MB, check_run, dir_bytes, export_runs, import_archive,
-                             publish_run)
+from ..runs.transfer import (MAX_ARCHIVE_MB, MAX_FILE_MB, AnotherTrainingError, check_run, dir_bytes, export_runs,
+                             import_archive, publish_run, training_id)
 from ..tasks.errors import run_command
 from ..tasks.kinds import get_run_kind, keeps_no_weights, weights_read_kinds
 from ..launch.plan import PlannedRun, plan_profile, stored
@@ -99,7 +99,7 @@ def cmd_publish(a) -> int:
     keep = weights_needed(plan, RunStore())
     meta = {"published": now(), "profile": a.profile, "published_from_commit": git_commit()}
     changed = unchanged = 0
-    missing, damaged = [], []
+    missing, damaged, kept = [], [], []
     for label, planned in plan.items():
         run = store.find(planned.kind, planned.key) if planned.key else None
         if run is None:
@@ -107,17 +107,23 @@ def cmd_publish(a) -> int:
             continue
         try:
             _, did = publish_run(run.path, tier, keep_weights=planned.key in keep, keep_hostname=a.keep_hostname,
-                                 key_of=run_key, **meta)
+                                 key_of=run_key, replace_training=a.replace_training, **meta)
         except CorruptRunError as exc:  # named below, never copied
             damaged.append(f"{label}: {exc}")
             continue
+        except AnotherTrainingError as exc:
+            kept.append(f"{label}: {exc}")
+            unchanged += 1
+            continue
         changed += did
         unchanged += not did
-    kept = measurements.publish(tier)  # section 08's latencies, with the hardware they were measured on
+    measured = measurements.publish(tier)  # section 08's latencies, with the hardware they were measured on
     verified = ledger.merge(paths.runs_dir() / ledger.LEDGER, tier / ledger.LEDGER)  # where runs were reproduced
     size = dir_bytes(tier) / 1e6 if tier.is_dir() else 0.0
     print(f"fer-runs publish: {changed} run(s) written, {unchanged} already published, into {tier} "
-          f"({size:.1f} MB in all; {kept} kept measurement(s) and {verified} new verification(s) merged)")
+          f"({size:.1f} MB in all; {measured} kept measurement(s) and {verified} new verification(s) merged)")
+    for line in kept:
+        print(f"  published copy kept: {line}")
     if missing:
         per_section = Counter(label.split("/")[0] for label in missing)
         print(f"  not in the local store ({len(missing)}; `fer-runs list --profile {a.profile}` names them): "
@@ -213,6 +219,8 @@ def cmd_verify(a) -> int:
         raise SystemExit(f"fer-runs verify: {planned.label} ({target}) is in no store yet: nothing to compare")
     check_run(original.path, run_key, original.recover, need_manifest=original.published)
     by_key = {p.key: p for p in plan.values() if p.key}
+    if a.local:
+        return _verify_local(planned, plan)
     passed = True
     with tempfile.TemporaryDirectory(prefix="fer-verify-", dir=a.scratch) as scratch:
         store = _ScratchStore(Path(scratch), [RunStore().root, *RunStore().published], target)
@@ -224,6 +232,24 @@ def cmd_verify(a) -> int:
                 if fresh.key in by_key and (stored_copy := RunStore().find(kind, fresh.key)) is not None:
                     passed &= _record_verification(by_key[fresh.key], stored_copy, fresh, plan)
     return 0 if passed else 1
+
+
+def _verify_local(planned: PlannedRun, plan: dict[str, PlannedRun]) -> bool:
+    """``verify --local``: the local store's own training of ``planned`` against its published copy."""
+    local = RunStore(published=[]).find(planned.kind, planned.key)
+    published = next((Run(t / planned.kind / planned.key, published=True) for t in RunStore().published
+                      if (t / planned.kind / planned.key).is_dir()), None)
+    if local is None or published is None:
+        raise SystemExit(f"fer-runs verify --local: {planned.label} needs a local copy and a published one; it has "
+                         f"{'a' if local else 'no'} local and {'a' if published else 'no'} published copy")
+    if training_id(local.path) == training_id(published.path):
+        raise SystemExit(f"fer-runs verify --local: the local copy of {planned.label} is the published training "
+                         "itself (same start): nothing was reproduced; drop --local to retrain it")
+    for run in (local, published):
+        check_run(run.path, run_key, run.recover, need_manifest=True)
+    print(f"fer-runs verify: comparing the local training of {planned.label} ({planned.kind} {planned.key}) with "
+          "its published copy")
+    return 0 if _record_verification(planned, published, local, plan) else 1
 
 
 def _record_verification(planned: PlannedRun, original: Run, fresh: Run, plan: dict[str, PlannedRun]) -> bool:
@@ -302,6 +328,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--to", help="publish into this folder instead of results/<profile>/")
     p.add_argument("--max-mb", type=float, default=80.0, help="fail when the published tier grows past this (MB)")
     p.add_argument("--keep-hostname", action="store_true", help="keep the training machine's name in provenance.json")
+    p.add_argument("--replace-training", action="store_true",
+                   help="publish a local run over another training of its key already published (default: keep the "
+                        "published one, which the runs computed from it read)")
     p = with_profile(sub.add_parser("export", help="the profile's finished local runs into one .tar.gz"))
     p.add_argument("archive")
     p = sub.add_parser("import", help="add the runs of an exported archive to the local store")
@@ -315,6 +344,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("run", help="a run's key or its folder")
     p.add_argument("--profile", choices=PROFILES, help="the profile that defines it (default: look in all)")
     p.add_argument("--scratch", help="where the scratch store goes (default: the system's temporary folder)")
+    p.add_argument("--local", action="store_true",
+                   help="compare the local store's own training of the run (a teacher fer-train trained again for its "
+                        "weights) with the published copy, instead of retraining")
     ap.add_argument("--debug", action="store_true", help="show the traceback of an error")
     a = ap.parse_args(argv)
     commands = {"list": cmd_list, "publish": cmd_publish, "export": cmd_export, "import": cmd_import,

@@ -230,7 +230,8 @@ class RunStore:
                                                       "data_fingerprint": data_fingerprint})
                     _write_json(tmp / "provenance.json", {
                         **environment(getattr(env, "device", None)), "kind": kind, "key": key,
-                        "data_fingerprint": data_fingerprint, "started": started, "finished": now(),
+                        "data_fingerprint": data_fingerprint, "training_id": tmp.name.rsplit("-", 1)[-1],
+                        "started": started, "finished": now(),
                         "wall_seconds": round(time.perf_counter() - t0, 2), "resumed": resumed,
                         "world_size": getattr(env, "world_size", 1)})
                     write_manifest(tmp)

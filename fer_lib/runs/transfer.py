@@ -117,14 +117,38 @@ def published_files(run_dir: Path, keep_weights: bool = False) -> list[str]:
                   and (keep_weights or p.name not in NEVER_PUBLISHED))
 
 
+class AnotherTrainingError(Exception):
+    """The tier holds another training of the run's key (a teacher trained again for its weights): kept, since what
+    was computed from it (ensembles, students) reads that copy."""
+
+
+def training_id(run_dir: Path) -> str | None:
+    """What tells two trainings of one key apart: the id its store gave the training (``provenance.json``), or for a
+    run from before that field when it started."""
+    try:
+        prov = json.loads((Path(run_dir) / "provenance.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return prov.get("training_id") or prov.get("started")
+
+
 def publish_run(run_dir: Path, tier: Path, keep_weights: bool = False, keep_hostname: bool = False,
-                key_of: KeyOf = key_reading_nothing, **meta) -> tuple[Path, bool]:
+                key_of: KeyOf = key_reading_nothing, replace_training: bool = False, **meta) -> tuple[Path, bool]:
     """Copy the run at ``run_dir`` into ``tier`` (``<tier>/<kind>/<key>``); (its path, whether anything changed).
     The run is checked first (``check_run``; ``CorruptRunError`` names it). A run already published with the same
-    content is left alone; one whose content differs is replaced. The host name leaves only with ``keep_hostname``."""
+    content is left alone; one whose content differs is replaced -- unless the tier's copy is another training of
+    the key (``AnotherTrainingError``; ``replace_training`` replaces it anyway: then rebuild what read it). The host
+    name leaves only with ``keep_hostname``."""
     run_dir = Path(run_dir)
     check_run(run_dir, key_of, Run(run_dir).recover, need_manifest=False)
     final = Path(tier) / run_dir.parent.name / run_dir.name
+    if (not replace_training and final.is_dir() and training_id(final) is not None
+            and training_id(final) != training_id(run_dir)):
+        raise AnotherTrainingError(f"{final} is another training of this key (training {training_id(final)}, "
+                                   f"the local copy's {training_id(run_dir)}): kept, as the runs computed from it "
+                                   "read it "
+                                   "(`fer-runs verify KEY --local` records how far the two differ; "
+                                   "`fer-runs publish --replace-training` publishes the local one)")
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.parent / f".tmp-{run_dir.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
