@@ -312,13 +312,14 @@ def _end_epoch(loop: _Loop, res: FitResult, epoch: int, sums: dict, t0: float, b
     """Validate, record the epoch, keep the best weights, decide on early stopping, write ``last.pt``; returns (the
     epoch's validation score, epochs without improvement)."""
     cfg, env, task = loop.cfg, loop.env, loop.task
+    train_seconds = time.perf_counter() - t0  # the epoch's training steps, data loading included
     eval_model = loop.ema.module if loop.ema is not None else task.model
     scores = task.validate(eval_model, lambda m: predict(m, loop.data.val_set, cfg.eval_batch_size, env, cfg.amp,
                                                          loop.use_cl, cfg.num_workers, loop.data.eval_tf))
     row = {"epoch": epoch + 1, "lr": loop.optimizer.param_groups[0]["lr"],
            **{f"train_{k}": float(v) / loop.steps_per_epoch for k, v in sums.items()},
            **{f"val_{k}": float(v) for k, v in scores.items() if np.isscalar(v)},
-           "seconds": time.perf_counter() - t0}
+           "seconds": time.perf_counter() - t0, "train_seconds": train_seconds}
     row.update(task.epoch_extras(epoch + 1))
     res.history.append(row)
     if cfg.select_metric not in scores:
