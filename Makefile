@@ -19,11 +19,12 @@ setup: $(VENV)/.installed
 report: $(VENV)/.installed
 	$(BIN)/fer-report --profile $(PROFILE)
 
-# Unit tests first (fast feedback), then the end-to-end tests: papermill on every notebook (smoke) and the
-# book built with warnings as errors. pytest exits 5 when no test ran, which fails the target like any error.
+# Unit tests first (fast feedback; two pytest-xdist workers: every test has its own store, cache and report dir),
+# then the end-to-end tests: papermill on every notebook (smoke) and the book built with warnings as errors.
+# pytest exits 5 when no test ran, which fails the target like any error.
 test: $(VENV)/.installed
 	$(BIN)/ruff check fer_lib tests benchmarks
-	$(BIN)/python -m pytest -q -m "not slow and not slurm"
+	$(BIN)/python -m pytest -q -n 2 -m "not slow and not slurm"
 	$(BIN)/python -m pytest -q -m slow --durations=0
 	$(BIN)/python -m pytest -q -m slurm --durations=0
 
@@ -51,7 +52,7 @@ check: $(VENV)/.installed
 	$(BIN)/fer-report --profile $(PROFILE) --check
 
 unit: $(VENV)/.installed
-	$(BIN)/python -m pytest -q -m "not slow and not slurm"
+	$(BIN)/python -m pytest -q -n 2 -m "not slow and not slurm"
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/engine_throughput.py
