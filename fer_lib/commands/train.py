@@ -184,17 +184,21 @@ def show_plan(a) -> int:
     import pandas as pd
 
     from ..runs import RunStore
-    from ..launch.plan import critical_path, plan_profile, stored
+    from ..launch.plan import critical_path, plan_profile, stored, trained_again_for_weights
 
     store = RunStore()
     plan = plan_profile(a.profile, a.sections, store)
     rows, done = [], set()
+    where_is = {label: stored(p, store) for label, p in plan.items()}
+    again = trained_again_for_weights(plan, store, [p for label, p in plan.items() if where_is[label][1] == "missing"
+                                                    and get_run_kind(p.kind).trains])
     for label, p in plan.items():
-        run, where = stored(p, store)
-        if run is not None:
+        run, where = where_is[label]
+        if run is not None and p.key not in again:
             done.add(p.key)
         rows.append({"run": label, "kind": p.kind, "key": p.key or "-", "reads": len(p.reads),
-                     "stored": "-" if where == "missing" else where, "work": p.work})
+                     "stored": "-" if where == "missing" else f"{where}, no weights: again" if p.key in again
+                     else where, "work": p.work})
     with pd.option_context("display.max_rows", None, "display.width", 200):
         print(pd.DataFrame(rows).to_string(index=False))
     chain, path, total = critical_path(plan, done)

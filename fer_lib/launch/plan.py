@@ -19,7 +19,7 @@ from ..config import config_hash
 from ..config.params import load_params, params_file
 from ..runs import RunStore
 from ..tasks.ensemble import ensemble_key_parts
-from ..tasks.kinds import get_run_kind
+from ..tasks.kinds import get_run_kind, weights_read_kinds
 from ..tasks.sections import SECTION_BUILDERS, load_data, section_runs
 
 #: training-set sizes the seeds state, for the work of a profile whose data are not on this machine (the paper
@@ -148,6 +148,17 @@ def stored(planned: PlannedRun, store: RunStore):
         return None, "no data"
     run = store.find(planned.kind, planned.key)
     return run, "missing" if run is None else "published" if run.published else "local"
+
+
+def trained_again_for_weights(plan: dict[str, PlannedRun], store: RunStore,
+                              missing: list[PlannedRun]) -> dict[str, PlannedRun]:
+    """{key: run} of the stored runs whose copy lacks the weights that a ``missing`` run loads (a published teacher
+    of a student to train): they are trained again first (``RunStore.needing_weights``)."""
+    needing, by_ident = store.needing_weights(weights_read_kinds()), {run.ident: run for run in plan.values()}
+    missing_keys = {run.key for run in missing}
+    return {dep.key: dep for run in missing for ident in run.reads
+            if (dep := by_ident.get(ident)) is not None and dep.key and dep.key not in missing_keys
+            and needing.find(dep.kind, dep.key) is None}
 
 
 def critical_path(plan: dict[str, PlannedRun], done: set[str] = frozenset()) -> tuple[list[str], int, int]:

@@ -42,7 +42,7 @@ import submitit
 from ..runs import RunStore
 from ..runs.provenance import git_commit, now
 from ..tasks.kinds import get_run_kind, weights_read_kinds
-from .plan import PlannedRun, plan_profile
+from .plan import PlannedRun, plan_profile, trained_again_for_weights
 
 DEFAULT_MAX_REQUEUES = 3
 
@@ -65,7 +65,7 @@ class TrainRun(submitit.helpers.Checkpointable):
         import torch
 
         from ..config.params import load_params, params_file
-        from ..tasks.kinds import get_run_kind, weights_read_kinds
+        from ..tasks.kinds import get_run_kind
         from ..tasks.sections import load_data, section_runs, train_run
 
         current = git_commit()
@@ -327,10 +327,7 @@ def plan_jobs(profile: str, sections: list[str] | None = None, store: RunStore |
         else:
             missing.append(run)
     # a stored run without the weights that a run to train loads (a published teacher) is trained again first
-    needing, by_ident = store.needing_weights(weights_read_kinds()), {run.ident: run for run in plan.values()}
-    retrain = {dep.key: dep for run in missing for ident in run.reads
-               if (dep := by_ident.get(ident)) is not None and dep.key and dep not in missing
-               and needing.find(dep.kind, dep.key) is None}
+    retrain = trained_again_for_weights(plan, store, missing)
     out.stored -= len(retrain)
     out.for_weights = sorted(run.label for run in retrain.values())
     candidates = [(run, read_record(store, run)) for run in [*retrain.values(), *missing]]
