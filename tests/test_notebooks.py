@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -102,14 +103,25 @@ def assert_nothing_loads_from_the_web(html_root: Path) -> None:
     assert mathjax, "MathJax is not served from the book (_static/mathjax/tex-chtml.js)"
 
 
+def print_section_times(what: str, log_lines: list[str], sections_s: float, book_s: float, capsys) -> None:
+    """The build's time per section (from fer-report's log) into the CI log, past pytest's capture."""
+    times = [m.group(1, 2) for line in log_lines if (m := re.search(r"\] (\S+): done in (\d+) s", line))]
+    with capsys.disabled():
+        print(f"\n{what}, two sections at a time: {sections_s:.0f} s for the sections, {book_s:.0f} s for the book; "
+              + ", ".join(f"{name} {seconds} s" for name, seconds in times))
+
+
 @pytest.mark.slow
-def test_smoke_report_executes_and_builds_with_warnings_as_errors(tmp_path, monkeypatch):
+def test_smoke_report_executes_and_builds_with_warnings_as_errors(tmp_path, monkeypatch, capsys):
     book = tmp_path / "book"
     shutil.copytree(ROOT / "book", book, ignore=shutil.ignore_patterns("_build", "sections", "_artifacts"))
     monkeypatch.setenv("FER_REPORT_DIR", str(book / "_artifacts"))
-    status = run_sections("smoke", book, jobs=2)  # two sections at once where the dependencies allow
+    lines, t0 = [], time.perf_counter()
+    status = run_sections("smoke", book, jobs=2, log=lines.append)  # two sections at once where dependencies allow
+    cold = time.perf_counter() - t0
     assert set(status.values()) == {"ran"} and len(status) == len(SECTIONS)
     build_book(book)  # raises when jupyter-book reports a warning (-W)
+    print_section_times("smoke cold", lines, cold, time.perf_counter() - t0 - cold, capsys)  # budget: 240 s
     html = {s.name: (book / "_build" / "html" / "sections" / f"{s.name}.html").read_text() for s in SECTIONS}
     figures = {"00_data": 2, "01_teachers": 2, "06_segmentation": 2, "07_asgml": 2, "08_deployment": 1,
                "09_calibration": 2}  # at least; 08's one figure is accuracy against latency
@@ -191,7 +203,7 @@ def real_cpu_sections_published(tier: Path) -> list[str]:
 
 
 @pytest.mark.slow
-def test_real_cpu_sections_build_from_the_published_results_alone(tmp_path, monkeypatch):
+def test_real_cpu_sections_build_from_the_published_results_alone(tmp_path, monkeypatch, capsys):
     """`make report PROFILE=real-cpu` on a fresh clone (issue 23): each section whose runs are published executes
     from results/real-cpu with an empty local store and FER_NO_TRAIN set, reading every run from the published tier
     and writing none; with all ten sections published, the book builds with warnings as errors."""
@@ -206,7 +218,9 @@ def test_real_cpu_sections_build_from_the_published_results_alone(tmp_path, monk
     monkeypatch.setenv("FER_RUNS", str(tmp_path / "empty-store"))
     monkeypatch.setenv("FER_RESULTS", str(tier))
     monkeypatch.setenv("FER_NO_TRAIN", "1")
-    assert set(run_sections("real-cpu", book, ready, force=True, jobs=2).values()) == {"ran"}
+    lines, t0 = [], time.perf_counter()
+    assert set(run_sections("real-cpu", book, ready, force=True, jobs=2, log=lines.append).values()) == {"ran"}
+    sections_s = time.perf_counter() - t0
     for name in ready:
         prov = book / "_artifacts" / "provenance" / f"{name}.json"
         runs = json.loads(prov.read_text())["runs"] if prov.exists() else []
@@ -214,6 +228,9 @@ def test_real_cpu_sections_build_from_the_published_results_alone(tmp_path, monk
     assert not list((tmp_path / "empty-store").glob("*/*[0-9a-f]")), "a run was written to the local store"
     if len(ready) == len(SECTIONS):
         build_book(book)
+    print_section_times("real-cpu from the published tier", lines, sections_s, time.perf_counter() - t0 - sections_s,
+                        capsys)  # budget: 180 s
+
 
 @pytest.mark.parametrize("section", ["00_data", "09_calibration"])
 def test_profile_alone_selects_the_profiles_values(section):
