@@ -16,7 +16,7 @@ scratch, so no teacher is trained first) it measures, on this CPU with the threa
   build, test evaluation, writing the run) too.
 
 Prints one row per kind and writes ``benchmarks/results/kind_efficiency.json``; ``--write-docs`` puts the table into
-``docs/measurements.md`` between its ``kind-efficiency`` markers.
+``docs/measurements.md`` and the README's performance section, between their ``kind-efficiency`` markers.
 """
 from __future__ import annotations
 
@@ -42,6 +42,7 @@ from train_rates import matmul_gflops, samples_per_second  # this folder's scrip
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "kind_efficiency.json"
 DOCS = ROOT / "docs" / "measurements.md"
+README = ROOT / "README.md"
 MARKERS = ("<!-- kind-efficiency: begin (benchmarks/kind_efficiency.py --write-docs) -->",
            "<!-- kind-efficiency: end -->")
 
@@ -94,19 +95,21 @@ def first_run_per_kind(profile: str) -> dict:
 
 
 def write_docs(rows: list[dict], header: str) -> None:
+    """The table, between the markers, into docs/measurements.md and the README's performance section."""
     table = [header, "", "| kind | run | model | batch | step GFLOP/s | step / matmul | pipeline / plain | "
                          "validation share of the epoch |", "|---|---|---|---|---|---|---|---|"]
     table += [f"| {r['kind']} | {r['run']} | {r['model']} | {r['batch']} | {r['step_gflops']:.1f} | "
               f"{r['step_over_matmul']:.2f} | {r['pipeline_over_plain']:.2f} | {r['validation_share']:.2f} |"
               for r in rows]
-    text = DOCS.read_text()
     begin, end = MARKERS
     block = "\n".join([begin, *table, end])
-    if begin in text:
-        text = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: block, text, flags=re.S)
-    else:
-        text = text.rstrip("\n") + "\n\n## Training efficiency per run kind\n\n" + block + "\n"
-    DOCS.write_text(text)
+    for path, heading in ((DOCS, "## Training efficiency per run kind"), (README, "## Performance")):
+        text = path.read_text()
+        if begin in text:
+            text = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: block, text, flags=re.S)
+        else:
+            text = text.rstrip("\n") + f"\n\n{heading}\n\n" + block + "\n"
+        path.write_text(text)
 
 
 def main() -> None:
@@ -149,7 +152,7 @@ def main() -> None:
     print(f"CPU matmul {gflops:.0f} GFLOP/s -> {OUT}")
     if a.write_docs:
         write_docs(rows, header)
-        print(f"table written into {DOCS}")
+        print(f"table written into {DOCS} and {README}")
 
 
 if __name__ == "__main__":
