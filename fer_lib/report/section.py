@@ -146,7 +146,15 @@ def trained_on(prov: dict) -> str:
 
 
 def start_section(name: str, profile: str, params: dict) -> Section:
+    """Set the report's figure style and table display, and start the section's bookkeeping."""
     from ..plots import set_style
 
     set_style()
+    show_whole_cells()
     return Section(name, profile, params)
+
+
+def show_whole_cells() -> None:
+    """Tables in the report show every cell whole: pandas cuts a cell at 50 characters by default, which would
+    hide the end of the provenance and claims sentences (how many verifications passed, a claim's wording)."""
+    pd.set_option("display.max_colwidth", None)
