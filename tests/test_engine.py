@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from _tiny import assert_same_state, state, tiny_fit
+from _tiny import assert_same_state, state, tiny_fit, train_cfg
 from fer_lib.config.base import config_hash
 
 
@@ -31,6 +31,7 @@ def _interrupt_at(call: int):
 @pytest.mark.parametrize("over", [
     {},  # augmentation on (random crop/flip/jitter drawn on the device), ArcFace margin ramp
     {"sampler": "class_balanced", "ema_decay": 0.9, "mixup_alpha": 0.4, "cutmix_alpha": 1.0, "grad_clip": 1.0},
+    {"channels_last_cpu": True},  # the CUDA layout, on CPU (the smoke profile)
 ])
 def test_resumed_training_equals_uninterrupted(tmp_path, over):
     model_a, res_a = tiny_fit(tmp_path / "a", **over)
@@ -43,6 +44,29 @@ def test_resumed_training_equals_uninterrupted(tmp_path, over):
     pd.testing.assert_frame_equal(pd.DataFrame(res_a.history).drop(columns=["seconds", "train_seconds"]),
                                   pd.DataFrame(res_b.history).drop(columns=["seconds", "train_seconds"]))
     assert res_a.best_epoch == res_b.best_epoch
+
+
+def test_channels_last_on_cpu_is_opt_in_keyed_and_trains_the_same_model(tmp_path):
+    """``channels_last_cpu`` puts model and inputs in the channels-last layout on CPU; off (the default) it stays out
+    of the run key, so runs stored before it keep theirs; on, the run is another key; its first epoch's loss agrees with
+    the default layout's to float rounding, not bitwise (later epochs drift apart as rounding compounds)."""
+    from fer_lib.config import key_fields
+    from fer_lib.engine import channels_last_on
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert "channels_last_cpu" not in key_fields(train_cfg())
+    assert key_fields(train_cfg(channels_last_cpu=True))["channels_last_cpu"] is True
+    assert not channels_last_on(train_cfg(), cpu) and channels_last_on(train_cfg(), cuda)
+    assert channels_last_on(train_cfg(channels_last_cpu=True), cpu)
+    assert not channels_last_on(train_cfg(channels_last=False, channels_last_cpu=True), cpu)
+    model_cl, res_cl = tiny_fit(tmp_path / "cl", epochs=2, channels_last_cpu=True)
+    model_nchw, res_nchw = tiny_fit(tmp_path / "nchw", epochs=2)
+    convs = [m.weight for m in model_cl.modules() if isinstance(m, torch.nn.Conv2d) and m.weight.shape[-1] > 1]
+    assert convs and all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
+    assert not any(m.weight.is_contiguous(memory_format=torch.channels_last) and not m.weight.is_contiguous()
+                   for m in model_nchw.modules() if isinstance(m, torch.nn.Conv2d))
+    loss_cl, loss_nchw = res_cl.history[0]["train_loss"], res_nchw.history[0]["train_loss"]
+    assert loss_cl != loss_nchw and abs(loss_cl - loss_nchw) < 1e-3 * abs(loss_nchw)
 
 
 def test_different_seed_changes_training(tmp_path):

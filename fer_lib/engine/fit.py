@@ -75,13 +75,16 @@ def autocast(device: torch.device, enabled: bool):
 
 @torch.inference_mode()
 def predict(model: nn.Module, dataset: Dataset, batch_size: int = 256, env: DistEnv | None = None,
-            amp: bool = True, channels_last: bool = True, num_workers: int = 0,
+            amp: bool = True, channels_last: bool | None = None, num_workers: int = 0,
             transform: nn.Module | None = None) -> np.ndarray:
     """Model outputs for every item of ``dataset`` in order (sharded over ranks, then gathered).
 
-    ``transform`` is the batched, on-device input transform (e.g. resize + normalise).
+    ``transform`` is the batched, on-device input transform (e.g. resize + normalise); ``channels_last`` whether
+    4-D inputs go in the channels-last layout (None: on CUDA only, as ``TrainConfig``'s default).
     """
     env = env or DistEnv(device=next(model.parameters()).device)
+    if channels_last is None:
+        channels_last = env.device.type == "cuda"
     if transform is not None:
         transform.to(env.device)
     sampler = ShardSampler(len(dataset), env)
@@ -100,15 +103,24 @@ def predict(model: nn.Module, dataset: Dataset, batch_size: int = 256, env: Dist
 
 
 def _to_device(x, device: torch.device, transform: nn.Module | None, channels_last: bool):
-    """A tensor (or a tuple of tensors, e.g. audio and frames) on ``device``, transformed, channels-last on CUDA."""
+    """A tensor (or a tuple of tensors, e.g. audio and frames) on ``device``, transformed, and channels-last when
+    ``channels_last`` (see ``channels_last_on``)."""
     if isinstance(x, (tuple, list)):
         return type(x)(_to_device(v, device, None, channels_last) for v in x)
     x = x.to(device, non_blocking=True)
     if transform is not None:
         x = transform(x)
-    if channels_last and device.type == "cuda" and x.ndim == 4:
+    if channels_last and x.ndim == 4:
         x = x.contiguous(memory_format=torch.channels_last)
     return x
+
+
+def channels_last_on(cfg: TrainConfig, device: torch.device) -> bool:
+    """Whether a run's model and 4-D inputs use the channels-last layout: on CUDA with ``cfg.channels_last``; on CPU
+    only with ``cfg.channels_last_cpu`` as well (1.25-2.4x faster training steps for the small ResNets and
+    EfficientNets of the smoke profile on 2 AMD EPYC cores; not bitwise equal to the default layout, hence a field of
+    the run's key)."""
+    return cfg.channels_last and (device.type == "cuda" or cfg.channels_last_cpu)
 
 
 def _replayable_views(train_set, train_tf, seed: int, epoch: int, env: DistEnv, dev) -> None:
@@ -190,7 +202,7 @@ def fit(task: Task, data: FitData, cfg: TrainConfig, workdir: Path, env: DistEnv
 def _build_loop(task: Task, data: FitData, cfg: TrainConfig, workdir: Path, env: DistEnv) -> _Loop:
     """Devices, MixUp/CutMix, the sampler and loader settings, optimizer, schedule, scaler, EMA and DDP."""
     dev = env.device
-    use_cl = cfg.channels_last and dev.type == "cuda"
+    use_cl = channels_last_on(cfg, dev)
     task.to(dev)
     for tf in (data.train_tf, data.eval_tf):
         if tf is not None:

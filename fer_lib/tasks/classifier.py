@@ -11,7 +11,7 @@ import numpy as np
 from ..config import ModelConfig, TrainConfig
 from ..data import ImageArrayDataset, LabeledImages
 from ..data.transforms import BatchAugment, normalize_stats, sample_transform
-from ..engine import DistEnv, Task, predict
+from ..engine import DistEnv, Task, channels_last_on, predict
 from ..metrics import brier, classification_metrics, ece, nll, softmax
 from ..models import count_parameters
 
@@ -45,7 +45,9 @@ def save_classifier_run(out: Path, task: Task, result, sets: dict, eval_tf, trai
     """Evaluate the best weights on val and test and write a run's files (rank 0 only):
     ``metrics.json`` (plus ``extra(metrics)``), ``history.csv``, ``outputs.npz``, ``weights.safetensors``."""
     model = task.model
-    logits = {s: predict(model, sets[s], train_cfg.eval_batch_size, env, train_cfg.amp, transform=eval_tf)
+    channels_last = channels_last_on(train_cfg, env.device)
+    logits = {s: predict(model, sets[s], train_cfg.eval_batch_size, env, train_cfg.amp, channels_last,
+                         transform=eval_tf)
               for s in ("val", "test")}
     if not env.is_main:
         return None
