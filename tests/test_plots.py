@@ -4,6 +4,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from fer_lib.plots import confusion_grid, pareto_front  # noqa: E402
@@ -77,3 +78,30 @@ def test_confusion_heatmap_class_names_read_horizontally_on_the_y_axis():
     assert all(t.get_rotation() == 0 for t in ax.get_yticklabels())
     assert all(t.get_rotation() == 45 for t in ax.get_xticklabels())
     plt.close(fig)
+
+
+@pytest.mark.parametrize("diff", [False, True])
+def test_confusion_heatmap_draws_what_seaborn_draws_without_drawing_the_figure(diff, monkeypatch):
+    """Same cell colours, texts and text colours as ``sns.heatmap(annot=True)`` (the reference), for a recall matrix
+    and a signed difference map (seaborn's ``center=0``); and the figure is never drawn while plotting."""
+    import seaborn as sns
+    from matplotlib.figure import Figure
+
+    from fer_lib.plots import confusion_heatmap
+
+    rng = np.random.default_rng(1)
+    classes = [f"c{i}" for i in range(5)]
+    cm = rng.integers(0, 50, (5, 5)) + np.eye(5, dtype=int) * 100
+    data = rng.normal(size=(5, 5)) * 0.1 if diff else cm / cm.sum(1, keepdims=True)
+    kw = dict(cmap="RdBu_r", center=0) if diff else dict(cmap="Blues", vmin=0, vmax=1)
+    _, (ref_ax, ax) = plt.subplots(1, 2)
+    sns.heatmap(data, annot=True, fmt=".2f", cbar=False, ax=ref_ax, annot_kws={"fontsize": 7}, **kw)
+    draws = []
+    monkeypatch.setattr(Figure, "draw", lambda self, renderer: draws.append(renderer))
+    confusion_heatmap(data if diff else cm, classes, ax=ax, diff=diff)
+    assert not draws
+    np.testing.assert_allclose(ax.collections[-1].to_rgba(ax.collections[-1].get_array()),
+                               ref_ax.collections[-1].to_rgba(ref_ax.collections[-1].get_array()), atol=1e-12)
+    assert [(t.get_text(), t.get_color()) for t in ax.texts] == [(t.get_text(), t.get_color()) for t in ref_ax.texts]
+    assert [t.get_text() for t in ax.get_yticklabels()] == classes and ax.get_ylim() == (5, 0)
+    plt.close("all")

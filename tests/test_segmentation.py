@@ -294,3 +294,14 @@ def test_seeds_note_names_the_arms_that_ran_more_seeds():
     seeds = pd.Series({"dice_2_0": 3, "dice_1_0": 3, "focal": 1, "no_lmsa": 1})
     assert seeds_note(seeds, labels) == "3 for Dice 2.0 and Dice 1.0, 1 for the other arms"
     assert seeds_note(pd.Series({"dice_1_0": 2, "focal": 2}), labels) == "2 per arm"
+
+
+def test_label_map_equals_argmax_over_classes_first_of_ties():
+    from fer_lib.tasks.segment import label_map
+
+    torch.manual_seed(0)
+    logits = torch.randn(2, 19, 33, 17)
+    logits[0, 4, :5] = logits[0, 11, :5] = 50.0  # ties: the first class wins, as in argmax
+    logits[1, :, 3] = 0.0  # all equal: class 0
+    np.testing.assert_array_equal(label_map(logits).numpy(), logits.argmax(1).numpy())
+    assert (label_map(logits)[0, :5] == 4).all() and (label_map(logits)[1, 3] == 0).all()

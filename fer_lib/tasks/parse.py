@@ -23,7 +23,7 @@ from PIL import Image
 from ..atomic import atomic_write
 from ..data.faceparse import IMAGE_EXTS, flip_permutation
 from ..runs import Run
-from .segment import full_resolution_logits, load_segmenter, resize_images
+from .segment import full_resolution_logits, label_map, load_segmenter, resize_images
 
 #: the largest image predicted (pixels), checked from the header before decoding; PIL's own guard warns at 89 M
 MAX_PIXELS = 40_000_000
@@ -76,7 +76,7 @@ def predict_label_map(model, x: torch.Tensor, size: tuple[int, int], tta: bool, 
     """The (H, W) uint8 label map of one normalised image ``x`` (1, 3, S, S) at ``size``; the model's flip TTA
     as in training's evaluation (L/R channels swapped back)."""
     if size[0] * size[1] <= band_pixels:  # the path section 06 evaluates with, unchanged
-        return full_resolution_logits(model, x, size, "flip" if tta else "none", perm).argmax(1)[0].byte().cpu().numpy()
+        return label_map(full_resolution_logits(model, x, size, "flip" if tta else "none", perm))[0].byte().cpu().numpy()
 
     def forward(inp):
         return (model.forward_logits(inp) if hasattr(model, "forward_logits") else model(inp)).float()
@@ -89,7 +89,7 @@ def predict_label_map(model, x: torch.Tensor, size: tuple[int, int], tta: bool, 
     for r0, r1, band in bands:
         if tta:
             band = band.softmax(1) + next(bands_f)[2].softmax(1)
-        out[r0:r1] = band.argmax(1)[0].byte().cpu().numpy()
+        out[r0:r1] = label_map(band)[0].byte().cpu().numpy()
     return out
 
 
