@@ -118,7 +118,14 @@ def main() -> None:
     ap.add_argument("--train-limit", type=int, default=2048)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--write-docs", action="store_true")
+    ap.add_argument("--docs-only", action="store_true",
+                    help=f"write the docs' table from the last measurement ({OUT.relative_to(ROOT)}); measure nothing")
     a = ap.parse_args()
+    if a.docs_only:
+        result = json.loads(OUT.read_text())
+        write_docs(result["kinds"], header(result))
+        print(f"table of {result['measured'][:10]} written into {DOCS} and {README}")
+        return
     torch.manual_seed(0)
     gflops = matmul_gflops()
     rows = []
@@ -140,19 +147,24 @@ def main() -> None:
               f"{r['pipeline_over_plain']:.2f} of plain ({n_train} training samples in {train_seconds:.1f} s; validation "
               f"{r['validation_share']:.0%} of the epoch; run {wall:.1f} s)",
               flush=True)
-    header = (f"`benchmarks/kind_efficiency.py --profile {a.profile}` on {cpu_model()}, {torch.get_num_threads()} "
-              f"threads, torch {torch.__version__}, {now()[:10]}: CPU fp32 matmul {gflops:.0f} GFLOP/s. Pipeline = "
-              f"the kind's own trainer, one epoch's training steps (data loading, augmentation, losses, schedule); "
-              f"plain = forward, backward and SGD on a random batch; the target is pipeline / plain >= 0.9. "
-              f"The epoch's validation, which the plain loop does not do, is its own column.")
+    result = {"cpu": cpu_model(), "threads": torch.get_num_threads(), "torch": torch.__version__, "measured": now(),
+              "profile": a.profile, "cpu_matmul_gflops": gflops, "kinds": rows}
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps({"cpu": cpu_model(), "threads": torch.get_num_threads(), "torch": torch.__version__,
-                               "measured": now(), "profile": a.profile, "cpu_matmul_gflops": gflops, "kinds": rows},
-                              indent=1) + "\n")
+    OUT.write_text(json.dumps(result, indent=1) + "\n")
     print(f"CPU matmul {gflops:.0f} GFLOP/s -> {OUT}")
     if a.write_docs:
-        write_docs(rows, header)
+        write_docs(rows, header(result))
         print(f"table written into {DOCS} and {README}")
+
+
+def header(result: dict) -> str:
+    """The sentence above the docs' table: what was measured, where and when."""
+    return (f"`benchmarks/kind_efficiency.py --profile {result['profile']}` on {result['cpu']}, {result['threads']} "
+            f"threads, torch {result['torch']}, {result['measured'][:10]}: CPU fp32 matmul "
+            f"{result['cpu_matmul_gflops']:.0f} GFLOP/s. Pipeline = the kind's own trainer, one epoch's training steps "
+            "(data loading, augmentation, losses, schedule); plain = forward, backward and SGD on a random batch; the "
+            "target is pipeline / plain >= 0.9. The epoch's validation, which the plain loop does not do, is its own "
+            "column.")
 
 
 if __name__ == "__main__":
