@@ -14,7 +14,12 @@ from fer_lib.models.weights import weight_source
 
 
 def test_a_timm_tag_without_network_names_the_tag_and_how_to_supply_it(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # this machine has no network; make the failure immediate
+    # this machine has no network: make the failure immediate (the hub reads the variable when it is imported, so
+    # the flag it already read is set too; otherwise each fetch waits for its connection timeouts, 47 s in all)
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(ConfigError) as e:
         create_model(ModelConfig(arch="resnet18", pretrained="a1_in1k"), 7)
     msg = str(e.value)

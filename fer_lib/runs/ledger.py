@@ -28,7 +28,6 @@ import os
 import statistics
 from pathlib import Path
 
-from scipy import stats
 
 LEDGER = "verifications.jsonl"
 GENESIS = "0" * 64
@@ -106,6 +105,8 @@ def is_headline(metric: str) -> bool:
 def prediction_half_width(values: list[float]) -> float:
     """Half-width of the 95% prediction interval for one new draw from the population ``values`` come from:
     t_{0.975, n-1} * sd * sqrt(1 + 1/n), with sd the sample standard deviation (n - 1 in its denominator)."""
+    from scipy import stats  # here, not at the top: scipy.stats adds 1.2 s to every command's start
+
     n = len(values)
     return float(stats.t.ppf(0.975, n - 1) * statistics.stdev(values) * math.sqrt(1 + 1 / n))
 
