@@ -19,7 +19,6 @@ def confusion_heatmap(cm: np.ndarray, classes, title: str = "", normalize: bool 
     matrix_heatmap(ax, data, classes, cmap, norm)
     annotate_cells(ax, data, ".2f" if (normalize or diff) else "d")
     ax.set(xlabel="predicted class", ylabel="true class", title=title)
-    ax.tick_params(axis="x", rotation=45)
     return ax.figure
 
 

@@ -76,7 +76,8 @@ def predict_label_map(model, x: torch.Tensor, size: tuple[int, int], tta: bool, 
     """The (H, W) uint8 label map of one normalised image ``x`` (1, 3, S, S) at ``size``; the model's flip TTA
     as in training's evaluation (L/R channels swapped back)."""
     if size[0] * size[1] <= band_pixels:  # the path section 06 evaluates with, unchanged
-        return label_map(full_resolution_logits(model, x, size, "flip" if tta else "none", perm))[0].byte().cpu().numpy()
+        scores = full_resolution_logits(model, x, size, "flip" if tta else "none", perm)
+        return label_map(scores)[0].byte().cpu().numpy()
 
     def forward(inp):
         return (model.forward_logits(inp) if hasattr(model, "forward_logits") else model(inp)).float()
