@@ -303,6 +303,27 @@ def test_the_distilled_arm_compared_with_scratch_is_picked_on_validation_and_bli
     assert (h2["best_kd"], h2["best_single"], h2["best_multi"]) == ("C", "A", "C")
 
 
+def test_arm_summary_gives_each_arm_the_mean_of_its_seeds_and_the_t_interval():
+    """Hand-worked: v2's seeds score 0.36, 0.38, 0.40 -> mean 0.38, sd 0.02, t(2) 4.303 -> half-width 0.0497; v1 ran
+    one seed (no interval). The row is the arm, named as its seed-0 run, so the seed's table lines up with it."""
+    import pandas as pd
+
+    from fer_lib.report.distill import arm_summary
+
+    def run(acc, ret, best, epochs=4):
+        return {"method": "kd", "teachers": "teacher", "T": 4.0, "accuracy": acc, "macro_f1": acc - 0.1,
+                "val_accuracy": acc + 0.01, "retention": ret, "best epoch": best, "epochs run": epochs}
+
+    table = pd.DataFrame({"v2": run(0.36, 0.90, 4), "v1": run(0.30, 0.75, 3), "v2/seed1": run(0.38, 0.95, 4),
+                          "v2/seed2": run(0.40, 1.00, 3)}).T
+    out = arm_summary(table)
+    assert list(out.index) == ["v2", "v1"]
+    assert out.loc["v2", "accuracy"] == pytest.approx(0.38) and out.loc["v2", "retention"] == pytest.approx(0.95)
+    assert out.loc["v2", "± 95%"] == pytest.approx(4.302653 * 0.02 / 3 ** 0.5, rel=1e-5)
+    assert out.loc["v2", "seeds"] == 3 and out.loc["v2", "best epoch"] == "4, 4, 3" and out.loc["v2", "epochs run"] == 4
+    assert out.loc["v1", "seeds"] == 1 and pd.isna(out.loc["v1", "± 95%"]) and out.loc["v1", "accuracy"] == 0.30
+
+
 def test_retention_bars_show_only_distilled_arms_first_on_top_beside_the_seed():
     import matplotlib
 
