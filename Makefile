@@ -19,14 +19,14 @@ setup: $(VENV)/.installed
 report: $(VENV)/.installed
 	$(BIN)/fer-report --profile $(PROFILE)
 
-# Unit tests first (fast feedback; two pytest-xdist workers: every test has its own store, cache and report dir),
-# then the end-to-end tests: papermill on every notebook (smoke) and the book built with warnings as errors.
-# pytest exits 5 when no test ran, which fails the target like any error.
+# Every test in one pytest run on two pytest-xdist workers (each test has its own store, cache and report dir):
+# tests/conftest.py hands the end-to-end ones out first, longest first (papermill on every notebook with smoke, the
+# book with warnings as errors, the real-cpu book from results/real-cpu, the sweeps and the real Slurm), and the
+# unit tests fill the other worker. `make unit` runs the unit tests alone. pytest exits 5 when no test ran, which
+# fails the target like any error.
 test: $(VENV)/.installed
 	$(BIN)/ruff check fer_lib tests benchmarks
-	$(BIN)/python -m pytest -q -n 2 -m "not slow and not slurm"
-	$(BIN)/python -m pytest -q -m slow --durations=0
-	$(BIN)/python -m pytest -q -m slurm --durations=0
+	$(BIN)/python -m pytest -q -n 2 --dist load --durations=15
 
 # JupyterLab with the project's kernel (the venv's python3, with the thread policy that shares the cores) and
 # notebook progress bars. Notebooks under notebooks/ are saved without outputs (fer_lib.report.lab.strip_outputs).

@@ -11,3 +11,16 @@ def _isolated_dirs(tmp_path_factory, monkeypatch):
         if var not in os.environ or not os.environ[var].startswith(str(base.parent)):
             monkeypatch.setenv(var, str(base / sub))
     yield
+
+
+def expected_seconds(item) -> float:
+    """What a test declares it takes (``@pytest.mark.slow(seconds=...)``, ``pytest.mark.slurm(seconds=...)``: 2 AMD
+    EPYC cores, alone); 0 for a unit test."""
+    marks = [m for name in ("slow", "slurm") if (m := item.get_closest_marker(name)) is not None]
+    return max((float(m.kwargs.get("seconds", 60)) for m in marks), default=0.0)
+
+
+def pytest_collection_modifyitems(config, items):
+    """The longest tests first (a stable sort: the rest keep their order). `pytest -n 2 --dist load` deals its first
+    tests out in turn, so the two longest start at once on the two workers and the unit tests fill the gaps."""
+    items.sort(key=lambda item: -expected_seconds(item))

@@ -51,7 +51,7 @@ def test_every_profile_builds_every_runs_configuration(section, profile):
     assert runs
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=35)
 def test_paper_profile_check_builds_and_steps_every_model(monkeypatch, capsys):
     """The GPU profile, checked here: every config builds, every model steps at its real input size; the data and
     the timm weights (not on this machine) are listed, not fatal, unless --strict."""

@@ -120,7 +120,7 @@ def _ddp_worker(rank: int, world: int, port: int, workdir: str, out: str):
     torch.distributed.destroy_process_group()
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=15)
 def test_ddp_two_gloo_processes_equal_one_process(tmp_path):
     """Same global batches (DistributedSampler shards one permutation), averaged gradients: same weights.
 

@@ -194,7 +194,7 @@ def test_import_refuses_a_bad_archive_and_leaves_the_store_unchanged(tmp_path, c
     assert not (tmp_path / "evil.json").exists() and not os.path.exists("/tmp/evil.json")
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=60)
 def test_verify_retrains_one_run_of_each_kind_and_finds_its_published_metrics(tmp_path, monkeypatch, capsys):
     """fer-runs verify on a published teacher, distilled student (whose published teacher has no weights, so it
     is retrained too), face parser and audio-visual run: every metric comes back equal on this machine."""

@@ -22,7 +22,7 @@ from fer_lib.launch.plan import plan_profile
 from fer_lib.launch.sweep import (LIVE_STATES, SlurmOptions, failure_line, job_state, launch_slurm, plan_jobs,
                                  read_record, slurm_states)
 
-pytestmark = pytest.mark.slurm
+pytestmark = pytest.mark.slurm(seconds=30)  # each, most of it waiting on the scheduler
 
 FINISH_S = float(os.environ.get("FER_SLURM_TEST_TIMEOUT_S", 1800))  # a few tiny runs, one or two at a time
 

@@ -140,7 +140,7 @@ def test_a_store_on_a_node_local_path_is_warned_about(tmp_path):
     assert warn_if_node_local(RunStore("/shared/project/runs")) is None
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=70)
 def test_local_sweep_two_at_a_time_with_a_preempted_run_equals_inline_then_builds_with_no_train(
         tmp_path, monkeypatch, capsys):
     """Four face-parsing runs, two at a time, one sent a preemption signal after its first epoch: submitit requeues
@@ -379,7 +379,7 @@ def test_a_reused_pid_is_not_a_running_local_run():
     assert job_state({"job_id": str(me), "launcher": "local"}) == "RUNNING"  # an old record: pid only
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=5)
 def test_run_local_records_the_process_start_time_beside_the_pid(tmp_path):
     """A run that fails at once keeps its record (for --status): with its job's pid and that process's start
     time, so the record reads as not running although the pid may be reused."""
@@ -435,7 +435,7 @@ print("no error")
 """
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=30)
 def test_a_rank_missing_at_the_barrier_times_out_with_an_error_naming_it():
     """Two gloo ranks (DDP on CPU): rank 1 never reaches the store's barrier; rank 0 ends with an error naming it."""
     import socket
