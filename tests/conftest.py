@@ -24,3 +24,15 @@ def pytest_collection_modifyitems(config, items):
     """The longest tests first (a stable sort: the rest keep their order). `pytest -n 2 --dist load` deals its first
     tests out in turn, so the two longest start at once on the two workers and the unit tests fill the gaps."""
     items.sort(key=lambda item: -expected_seconds(item))
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Timings a test recorded with ``record_property("timing", ...)`` (the smoke and real-cpu builds' seconds per
+    section), at the end of the run: output printed inside a pytest-xdist worker would not reach the log."""
+    reports = [*terminalreporter.stats.get("passed", []), *terminalreporter.stats.get("failed", [])]
+    lines = [f"{report.nodeid.split('::')[-1]}: {value}" for report in reports
+             for name, value in report.user_properties if name == "timing"]
+    if lines:
+        terminalreporter.section("timings")
+        for line in lines:
+            terminalreporter.write_line(line)

@@ -103,16 +103,16 @@ def assert_nothing_loads_from_the_web(html_root: Path) -> None:
     assert mathjax, "MathJax is not served from the book (_static/mathjax/tex-chtml.js)"
 
 
-def print_section_times(what: str, log_lines: list[str], sections_s: float, book_s: float, capsys) -> None:
-    """The build's time per section (from fer-report's log) into the CI log, past pytest's capture."""
+def report_section_times(what: str, log_lines: list[str], sections_s: float, book_s: float, record_property) -> None:
+    """The build's time per section (from fer-report's log), printed at the end of the pytest run (conftest's
+    terminal summary; pytest-xdist carries it from the worker)."""
     times = [m.group(1, 2) for line in log_lines if (m := re.search(r"\] (\S+): done in (\d+) s", line))]
-    with capsys.disabled():
-        print(f"\n{what}, two sections at a time: {sections_s:.0f} s for the sections, {book_s:.0f} s for the book; "
-              + ", ".join(f"{name} {seconds} s" for name, seconds in times))
+    record_property("timing", f"{what}, two sections at a time: {sections_s:.0f} s for the sections, {book_s:.0f} s "
+                              "for the book; " + ", ".join(f"{name} {seconds} s" for name, seconds in times))
 
 
 @pytest.mark.slow(seconds=345)
-def test_smoke_report_executes_and_builds_with_warnings_as_errors(tmp_path, monkeypatch, capsys):
+def test_smoke_report_executes_and_builds_with_warnings_as_errors(tmp_path, monkeypatch, record_property):
     book = tmp_path / "book"
     shutil.copytree(ROOT / "book", book, ignore=shutil.ignore_patterns("_build", "sections", "_artifacts"))
     monkeypatch.setenv("FER_REPORT_DIR", str(book / "_artifacts"))
@@ -121,7 +121,7 @@ def test_smoke_report_executes_and_builds_with_warnings_as_errors(tmp_path, monk
     cold = time.perf_counter() - t0
     assert set(status.values()) == {"ran"} and len(status) == len(SECTIONS)
     build_book(book)  # raises when jupyter-book reports a warning (-W)
-    print_section_times("smoke cold", lines, cold, time.perf_counter() - t0 - cold, capsys)  # budget: 240 s
+    report_section_times("smoke cold", lines, cold, time.perf_counter() - t0 - cold, record_property)  # budget: 240 s
     html = {s.name: (book / "_build" / "html" / "sections" / f"{s.name}.html").read_text() for s in SECTIONS}
     figures = {"00_data": 2, "01_teachers": 2, "06_segmentation": 2, "07_asgml": 2, "08_deployment": 1,
                "09_calibration": 2}  # at least; 08's one figure is accuracy against latency
@@ -207,7 +207,7 @@ def real_cpu_sections_published(tier: Path) -> list[str]:
 
 
 @pytest.mark.slow(seconds=200)
-def test_real_cpu_sections_build_from_the_published_results_alone(tmp_path, monkeypatch, capsys):
+def test_real_cpu_sections_build_from_the_published_results_alone(tmp_path, monkeypatch, record_property):
     """`make report PROFILE=real-cpu` on a fresh clone (issue 23): each section whose runs are published executes
     from results/real-cpu with an empty local store and FER_NO_TRAIN set, reading every run from the published tier
     and writing none; with all ten sections published, the book builds with warnings as errors."""
@@ -232,8 +232,8 @@ def test_real_cpu_sections_build_from_the_published_results_alone(tmp_path, monk
     assert not list((tmp_path / "empty-store").glob("*/*[0-9a-f]")), "a run was written to the local store"
     if len(ready) == len(SECTIONS):
         build_book(book)
-    print_section_times("real-cpu from the published tier", lines, sections_s, time.perf_counter() - t0 - sections_s,
-                        capsys)  # budget: 180 s
+    report_section_times("real-cpu from the published tier", lines, sections_s,
+                         time.perf_counter() - t0 - sections_s, record_property)  # budget: 180 s
 
 
 @pytest.mark.parametrize("section", ["00_data", "09_calibration"])
