@@ -11,8 +11,9 @@ scratch, so no teacher is trained first) it measures, on this CPU with the threa
 - **pipeline / plain**: the kind's own trainer (``RunKind.train``: data loading, augmentation, the task's losses, the
   LR schedule) for one epoch on the run's data (the training split capped at ``--train-limit`` samples where the
   loader allows, FER's ``limit``), as training samples per second of the epoch's training steps (``train_seconds``
-  in ``history.csv``), over the plain step's rate on the same model and batch. The target is >= 0.9. The epoch's
-  validation (work the plain loop does not do) is printed as its share of the epoch, and the run's wall time (model
+  in ``history.csv``), over the plain step's rate on the same model and batch. The target is >= 0.9. The rest of
+  the epoch, work the plain loop does not do (the task's end-of-epoch work: 07's probes and test curve, 04/05's
+  teacher-cache writes; then validation), is printed as its share of the epoch, and the run's wall time (model
   build, test evaluation, writing the run) too.
 
 Prints one row per kind and writes ``benchmarks/results/kind_efficiency.json``; ``--write-docs`` puts the table into
@@ -97,7 +98,7 @@ def first_run_per_kind(profile: str) -> dict:
 def write_docs(rows: list[dict], header: str) -> None:
     """The table, between the markers, into docs/measurements.md and the README's performance section."""
     table = [header, "", "| kind | run | model | batch | step GFLOP/s | step / matmul | pipeline / plain | "
-                         "validation share of the epoch |", "|---|---|---|---|---|---|---|---|"]
+                         "validation and end-of-epoch share |", "|---|---|---|---|---|---|---|---|"]
     table += [f"| {r['kind']} | {r['run']} | {r['model']} | {r['batch']} | {r['step_gflops']:.1f} | "
               f"{r['step_over_matmul']:.2f} | {r['pipeline_over_plain']:.2f} | {r['validation_share']:.2f} |"
               for r in rows]
@@ -163,8 +164,8 @@ def header(result: dict) -> str:
             f"threads, torch {result['torch']}, {result['measured'][:10]}: CPU fp32 matmul "
             f"{result['cpu_matmul_gflops']:.0f} GFLOP/s. Pipeline = the kind's own trainer, one epoch's training steps "
             "(data loading, augmentation, losses, schedule); plain = forward, backward and SGD on a random batch; the "
-            "target is pipeline / plain >= 0.9. The epoch's validation, which the plain loop does not do, is its own "
-            "column.")
+            "target is pipeline / plain >= 0.9. The rest of the epoch, which the plain loop does not do (validation and "
+            "the task's end-of-epoch work: 07's probes and test curve), is its own column.")
 
 
 if __name__ == "__main__":

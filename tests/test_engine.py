@@ -69,6 +69,23 @@ def test_channels_last_on_cpu_is_opt_in_keyed_and_trains_the_same_model(tmp_path
     assert loss_cl != loss_nchw and abs(loss_cl - loss_nchw) < 1e-3 * abs(loss_nchw)
 
 
+def test_the_tasks_end_of_epoch_work_counts_in_the_epochs_seconds_not_its_training_seconds(tmp_path, monkeypatch):
+    """``train_seconds`` times the epoch's training steps alone: a task's end-of-epoch work (07's probes and test
+    curve) is timed with validation. A clock that moves only inside ``end_epoch``: 0 s of training, 100 s in all."""
+    import importlib
+    import types
+
+    from fer_lib.tasks.teacher import TeacherTask
+
+    fit_module = importlib.import_module("fer_lib.engine.fit")  # the module (fer_lib.engine.fit is also the function)
+
+    clock = {"now": 0.0}
+    monkeypatch.setattr(fit_module, "time", types.SimpleNamespace(perf_counter=lambda: clock["now"]))
+    monkeypatch.setattr(TeacherTask, "end_epoch", lambda self, epoch: clock.update(now=clock["now"] + 100.0))
+    _, res = tiny_fit(tmp_path, epochs=2)
+    assert [(row["train_seconds"], row["seconds"]) for row in res.history] == [(0.0, 100.0), (0.0, 100.0)]
+
+
 def test_different_seed_changes_training(tmp_path):
     model_a, _ = tiny_fit(tmp_path / "a", epochs=1)
     model_b, _ = tiny_fit(tmp_path / "b", epochs=1, seed=8)

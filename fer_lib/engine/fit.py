@@ -267,7 +267,6 @@ def _train_epoch(loop: _Loop, epoch: int, progress: bool) -> dict[str, torch.Ten
         losses = _train_step(loop, x, target, epoch, i)
         for k, v in losses.items():
             sums[k] = sums.get(k, 0.0) + v.detach().float()
-    task.end_epoch(epoch)
     return sums
 
 
@@ -321,10 +320,11 @@ def _train_step(loop: _Loop, x, target, epoch: int, i: int) -> dict[str, torch.T
 
 
 def _end_epoch(loop: _Loop, res: FitResult, epoch: int, sums: dict, t0: float, bad_epochs: int) -> tuple[float, int]:
-    """Validate, record the epoch, keep the best weights, decide on early stopping, write ``last.pt``; returns (the
-    epoch's validation score, epochs without improvement)."""
+    """The task's end-of-epoch work, validation, the epoch's record, the best weights, early stopping, ``last.pt``;
+    returns (the epoch's validation score, epochs without improvement)."""
     cfg, env, task = loop.cfg, loop.env, loop.task
     train_seconds = time.perf_counter() - t0  # the epoch's training steps, data loading included
+    task.end_epoch(epoch)  # the task's own end-of-epoch work (probes, caches): timed with validation, not training
     eval_model = loop.ema.module if loop.ema is not None else task.model
     scores = task.validate(eval_model, lambda m: predict(m, loop.data.val_set, cfg.eval_batch_size, env, cfg.amp,
                                                          loop.use_cl, cfg.num_workers, loop.data.eval_tf))

@@ -74,7 +74,8 @@ class Task(nn.Module):
         """After the optimizer step (e.g. probes every N steps)."""
 
     def end_epoch(self, epoch: int) -> None:
-        """After the epoch's last step, before validation (``epoch`` from 0)."""
+        """After the epoch's last step, before validation (``epoch`` from 0); its time counts in the epoch's
+        ``seconds``, not in ``train_seconds`` (the training steps alone)."""
 
     def score(self, logits: np.ndarray) -> dict:
         """Validation metrics from the model's outputs on ``val_set`` (the default ``validate``): the ``score``
