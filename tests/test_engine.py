@@ -270,6 +270,10 @@ def test_seed_beside_keeps_a_multiindex_and_schedule_epochs_are_integers():
     out = seed_beside(ours, seed, "smoke")
     assert isinstance(out.index, pd.MultiIndex) and list(out.index.names) == ["model", "arm"]
     assert out.loc[("a", "x"), ("accuracy", "seed")] == 0.7 and pd.isna(out.loc[("a", "y"), ("accuracy", "seed")])
+    # a metric the seed gives for no row (our interval, say) has our column alone: no column of dashes
+    ours["± 95%"], seed["± 95%"] = [0.01, 0.02], [float("nan")]
+    out = seed_beside(ours, seed, "smoke", metrics=["accuracy", "± 95%"])
+    assert list(out.columns) == [("accuracy", "seed"), ("accuracy", "ours (smoke)"), ("± 95%", "ours (smoke)")]
     base = teacher_configs({"n_train": 10}, {"epochs": 5, "warmup_epochs": 1.0}, {"v": {"model": {"arch": "test_vit"}}})
     sched = schedule_table(arm_configs(base, ["v"], {"initial": {}, "revisit + LLRD": {"layer_decay": 0.75}}))
     assert sched["epochs"].dtype.kind == "i" and sched["warmup_epochs"].dtype.kind == "i"

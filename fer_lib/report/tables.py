@@ -9,14 +9,16 @@ def seed_beside(ours: pd.DataFrame, seed: pd.DataFrame, profile: str, metrics: l
                 names: dict[str, str] | None = None, seed_data: str | None = None,
                 data: str | None = None) -> pd.DataFrame:
     """Columns (metric, 'seed (<seed_data>)') and (metric, 'ours (<profile>, <data>)') for each metric; rows = union
-    of both. The datasets name what each number is on (a seed's CIFAR-100 beside our FER2013 stand-in, say)."""
+    of both. The datasets name what each number is on (a seed's CIFAR-100 beside our FER2013 stand-in, say). A metric
+    the seed gives for none of the rows (an interval, a count of seeds) has our column alone."""
     metrics = metrics or [c for c in ours.columns if c in seed.columns]
     rows = list(dict.fromkeys(list(ours.index) + list(seed.index)))
     ours_label = f"ours ({profile}, {data})" if data else f"ours ({profile})"
     seed_label = f"seed ({seed_data})" if seed_data else "seed"
     cols = {}
     for m in metrics:
-        cols[(names or {}).get(m, m), seed_label] = seed.reindex(rows)[m] if m in seed else np.nan
+        if m in seed and seed.reindex(rows)[m].notna().any():
+            cols[(names or {}).get(m, m), seed_label] = seed.reindex(rows)[m]
         cols[(names or {}).get(m, m), ours_label] = ours.reindex(rows)[m] if m in ours else np.nan
     index = (pd.MultiIndex.from_tuples(rows, names=ours.index.names) if isinstance(ours.index, pd.MultiIndex)
              else pd.Index(rows, name=ours.index.name))
