@@ -143,6 +143,11 @@ def mean_test_accuracy(arms: dict[str, dict[int, Run]]) -> dict[str, float]:
     return {a: float(np.mean([test_value(r, "accuracy") for r in by_seed.values()])) for a, by_seed in arms.items()}
 
 
+def mean_retention(by_seed: dict[int, Run]) -> float:
+    """An arm's student / teacher test accuracy, averaged over its training seeds."""
+    return float(np.mean([r.metrics["retention"] for r in by_seed.values()]))
+
+
 def arm_val_accuracy(runs: dict[str, Run]) -> pd.Series:
     """Mean validation accuracy over each arm's seeds: what every selection in sections 04 and 05 reads."""
     return pd.Series(arm_means({name: run.metrics["val"]["accuracy"] for name, run in runs.items()}),
@@ -191,10 +196,9 @@ def dkd_headline(table: pd.DataFrame, sruns: dict[str, Run], truns: dict[str, Ru
         return describe(compare(arms[a], arms[b], "accuracy"), up, down)
 
     order = ordering_by_epoch(sruns, ["v2", "v3", "v3_1"])
-    v3 = arms["v3"]
     return {**scratch_comparison(table, sruns, configs, labels), "v2_acc": mean_acc["v2"],
-            "v2_ret": float(np.mean([r.metrics["retention"] for r in arms["v2"].values()])), "v3_acc": mean_acc["v3"], "v3_1_acc": mean_acc["v3_1"],
-            "v3_ret": float(np.mean([r.metrics["retention"] for r in v3.values()])),
+            "v2_ret": mean_retention(arms["v2"]), "v3_acc": mean_acc["v3"], "v3_1_acc": mean_acc["v3_1"],
+            "v3_ret": mean_retention(arms["v3"]),
             "beta_effect": effect("v3_1", "v3", "β 2 above β 8", "β 2 below β 8"),
             "dkd_vs_kd": effect("v3", "v2", "DKD (β 8) above KD", "DKD (β 8) below KD"),
             "dkd2_vs_kd": effect("v3_1", "v2", "DKD (β 2) above KD", "DKD (β 2) below KD"),

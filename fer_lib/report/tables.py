@@ -17,8 +17,9 @@ def seed_beside(ours: pd.DataFrame, seed: pd.DataFrame, profile: str, metrics: l
     seed_label = f"seed ({seed_data})" if seed_data else "seed"
     cols = {}
     for m in metrics:
-        if m in seed and seed.reindex(rows)[m].notna().any():
-            cols[(names or {}).get(m, m), seed_label] = seed.reindex(rows)[m]
+        theirs = seed.reindex(rows)[m] if m in seed else None
+        if theirs is not None and theirs.notna().any():
+            cols[(names or {}).get(m, m), seed_label] = theirs
         cols[(names or {}).get(m, m), ours_label] = ours.reindex(rows)[m] if m in ours else np.nan
     index = (pd.MultiIndex.from_tuples(rows, names=ours.index.names) if isinstance(ours.index, pd.MultiIndex)
              else pd.Index(rows, name=ours.index.name))
