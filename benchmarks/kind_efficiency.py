@@ -1,6 +1,7 @@
 """Per run kind: how close a training step comes to the CPU's limit, and what the project's pipeline costs on top.
 
     python benchmarks/kind_efficiency.py [--profile real-cpu] [--train-limit 2048] [--write-docs]
+        [--set segmenter:augment.batched=true ...]
 
 For the first run of each trainable kind in the profile's plan (its data must be on this machine; a student from
 scratch, so no teacher is trained first) it measures, on this CPU with the threads torch uses:
@@ -16,7 +17,8 @@ scratch, so no teacher is trained first) it measures, on this CPU with the threa
   teacher-cache writes; then validation), is printed as its share of the epoch, and the run's wall time (model
   build, test evaluation, writing the run) too.
 
-Prints one row per kind and writes ``benchmarks/results/kind_efficiency.json``; ``--write-docs`` puts the table into
+``--set KIND:FIELD.PATH=VALUE`` (YAML value) measures a kind's run with one config field changed, e.g. the segmenter's
+joint augmentation batched on the device. Prints one row per kind and writes ``benchmarks/results/kind_efficiency.json``; ``--write-docs`` puts the table into
 ``docs/measurements.md`` and the README's performance section, between their ``kind-efficiency`` markers.
 """
 from __future__ import annotations
@@ -31,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 from torch.utils.flop_counter import FlopCounterMode
 
 from fer_lib.launch.plan import plan_profile
@@ -84,6 +87,27 @@ def one_epoch(planned, train_limit: int, epochs: int = 2):
         return n_train, float(last["train_seconds"]), float(last["seconds"]), time.perf_counter() - t0
 
 
+def with_setting(cfg, path: str, value):
+    """``cfg`` (a frozen config dataclass) with the field at dotted ``path`` set to ``value``."""
+    head, _, rest = path.partition(".")
+    if head not in {f.name for f in dataclasses.fields(cfg)}:
+        raise SystemExit(f"--set: {type(cfg).__name__} has no field {head!r}; expected one of "
+                         f"{', '.join(f.name for f in dataclasses.fields(cfg))}")
+    return dataclasses.replace(cfg, **{head: with_setting(getattr(cfg, head), rest, value) if rest else value})
+
+
+def parse_settings(items: list[str]) -> dict[str, list[tuple[str, object]]]:
+    """``KIND:FIELD.PATH=VALUE`` items -> {kind: [(path, value)]}; the value read as YAML."""
+    out: dict[str, list[tuple[str, object]]] = {}
+    for item in items:
+        kind, sep, rest = item.partition(":")
+        path, eq, value = rest.partition("=")
+        if not (sep and eq and path):
+            raise SystemExit(f"--set {item!r}: expected KIND:FIELD.PATH=VALUE, e.g. segmenter:augment.batched=true")
+        out.setdefault(kind, []).append((path, yaml.safe_load(value)))
+    return out
+
+
 def first_run_per_kind(profile: str) -> dict:
     """{kind: the first planned run of it whose data are here}; a student that reads no teacher."""
     store = RunStore(published=[])
@@ -100,7 +124,7 @@ def write_docs(rows: list[dict], header: str) -> None:
     """The table, between the markers, into docs/measurements.md and the README's performance section."""
     table = [header, "", "| kind | run | model | batch | step GFLOP/s | step / matmul | pipeline / plain | "
                          "validation and end-of-epoch share |", "|---|---|---|---|---|---|---|---|"]
-    table += [f"| {r['kind']} | {r['run']} | {r['model']} | {r['batch']} | {r['step_gflops']:.1f} | "
+    table += [f"| {r['kind']} | {r['run']}{''.join(f', {x}' for x in r.get('set', []))} | {r['model']} | {r['batch']} | {r['step_gflops']:.1f} | "
               f"{r['step_over_matmul']:.2f} | {r['pipeline_over_plain']:.2f} | {r['validation_share']:.2f} |"
               for r in rows]
     begin, end = MARKERS
@@ -120,6 +144,9 @@ def main() -> None:
     ap.add_argument("--train-limit", type=int, default=2048)
     ap.add_argument("--steps", type=int, default=20, help="plain training steps timed (after one warm-up step)")
     ap.add_argument("--epochs", type=int, default=2, help="epochs of the kind's own trainer; the last one is timed")
+    ap.add_argument("--kinds", nargs="+", help="measure only these run kinds (default: every trainable kind)")
+    ap.add_argument("--set", action="append", default=[], metavar="KIND:FIELD.PATH=VALUE",
+                    help="change one config field of a kind's run, e.g. segmenter:augment.batched=true (repeatable)")
     ap.add_argument("--write-docs", action="store_true")
     ap.add_argument("--docs-only", action="store_true",
                     help=f"write the docs' table from the last measurement ({OUT.relative_to(ROOT)}); measure nothing")
@@ -129,29 +156,35 @@ def main() -> None:
         write_docs(result["kinds"], header(result))
         print(f"table of {result['measured'][:10]} written into {DOCS} and {README}")
         return
+    settings = parse_settings(a.set)
     torch.manual_seed(0)
     gflops = matmul_gflops()
     rows = []
     for kind, planned in first_run_per_kind(a.profile).items():
+        if a.kinds and kind not in a.kinds:
+            continue
+        for path, value in settings.get(kind, []):
+            planned = dataclasses.replace(planned, config=with_setting(planned.config, path, value))
         spec = get_run_kind(kind).models(planned.config)[0]
         batch = planned.config.train.batch_size
         plain_rate, flops = plain_step_rate(spec, batch, a.steps)
         n_train, train_seconds, seconds, wall = one_epoch(planned, a.train_limit, a.epochs)
         step_gflops = flops / batch * plain_rate / 1e9
         rows.append({"kind": kind, "run": planned.label, "model": spec.arch, "batch": batch,
+                     "set": [f"{p}={v}" for p, v in settings.get(kind, [])],
                      "plain_samples_per_s": plain_rate, "pipeline_samples_per_s": n_train / train_seconds,
                      "train_samples": n_train, "train_seconds": train_seconds, "epoch_seconds": seconds,
                      "validation_share": 1 - train_seconds / seconds, "run_wall_seconds": wall,
                      "step_gflops": step_gflops, "step_over_matmul": step_gflops / gflops,
                      "pipeline_over_plain": n_train / train_seconds / plain_rate})
         r = rows[-1]
-        print(f"{kind:>10} {planned.label:<34} {spec.arch:>24} batch {batch:>3}: step {step_gflops:6.1f} GFLOP/s "
+        print(f"{kind:>10} {planned.label + ''.join(f', {x}' for x in r['set']):<34} {spec.arch:>24} batch {batch:>3}: step {step_gflops:6.1f} GFLOP/s "
               f"= {r['step_over_matmul']:.2f} of matmul; pipeline {r['pipeline_samples_per_s']:7.1f} samples/s = "
               f"{r['pipeline_over_plain']:.2f} of plain ({n_train} training samples in {train_seconds:.1f} s; validation "
               f"{r['validation_share']:.0%} of the epoch; run {wall:.1f} s)",
               flush=True)
     result = {"cpu": cpu_model(), "threads": torch.get_num_threads(), "torch": torch.__version__, "measured": now(),
-              "profile": a.profile, "epochs": a.epochs, "plain_steps": a.steps, "cpu_matmul_gflops": gflops, "kinds": rows}
+              "profile": a.profile, "set": a.set, "epochs": a.epochs, "plain_steps": a.steps, "cpu_matmul_gflops": gflops, "kinds": rows}
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(result, indent=1) + "\n")
     print(f"CPU matmul {gflops:.0f} GFLOP/s -> {OUT}")

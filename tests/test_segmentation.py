@@ -128,6 +128,69 @@ def test_joint_transform_moves_mask_with_image_and_never_blends_labels():
         assert (bright & labelled).sum() >= 0.8 * labelled.sum()  # the part moved with the image
 
 
+def _pairs(n=6, size=32, seed=0):
+    rng = np.random.default_rng(seed)
+    images = torch.from_numpy(rng.integers(0, 256, (n, 3, size, size)).astype(np.uint8))
+    masks = torch.from_numpy(rng.integers(0, 19, (n, size, size)).astype(np.uint8))
+    return images, masks
+
+
+def test_batch_augment_equals_torchvision_per_pair_for_the_same_draws():
+    """The batched joint augmentation against torchvision v2's functional ops, pair by pair, with the same draws:
+    flip (with the L/R swap), the affine about the centre (bilinear image, nearest labels, fill 0) and the jitter."""
+    from torchvision.transforms.v2 import InterpolationMode
+    from torchvision.transforms.v2 import functional as TF
+
+    from fer_lib.data.seg_transforms import SegBatchAugment
+
+    images, masks = _pairs()
+    aug = SegBatchAugment(SegAugmentConfig(hflip=0.5, rotation=30, scale=(0.8, 1.2), brightness=0.3, contrast=0.3,
+                                           saturation=0.3, batched=True))
+    aug.reseed(3, "cpu")
+    params = aug.draw(len(images), "cpu")
+    params["flip"] = torch.arange(len(images)) % 2 == 0  # both branches, whatever the draw
+    x, m = aug.apply(images, masks, params)
+    perm = torch.as_tensor(flip_permutation()).long()
+    for i in range(len(images)):
+        img, mask = images[i].float() / 255, masks[i].long()
+        if params["flip"][i]:
+            img, mask = TF.horizontal_flip(img), perm[TF.horizontal_flip(mask)]
+        kw = dict(angle=float(params["angle"][i]), translate=[0.0, 0.0], scale=float(params["scale"][i]),
+                  shear=[0.0, 0.0])
+        img = TF.affine(img, interpolation=InterpolationMode.BILINEAR, **kw)  # zeros outside, as fill=None
+        mask = TF.affine(mask.unsqueeze(0).float(), interpolation=InterpolationMode.NEAREST, fill=0, **kw)[0].long()
+        img = TF.adjust_brightness(img, float(params["brightness"][i]))
+        img = TF.adjust_contrast(img, float(params["contrast"][i]))
+        img = TF.adjust_saturation(img, float(params["saturation"][i]))
+        torch.testing.assert_close(x[i], img, atol=1e-4, rtol=0)  # float rounding; 1/255 is 4e-3
+        assert (m[i] != mask).float().mean() < 0.005  # nearest-neighbour ties at a pixel border may round apart
+
+
+def test_batch_augment_flip_relabels_left_and_right_and_replays():
+    from fer_lib.data.seg_transforms import SegBatchAugment
+
+    images, masks = _pairs()
+    flip_only = SegBatchAugment(SegAugmentConfig(hflip=1.0, rotation=0, scale=(1.0, 1.0), brightness=0, contrast=0,
+                                                 saturation=0))
+    x, m = flip_only(images, masks)
+    torch.testing.assert_close(x, images.flip(-1).float() / 255, rtol=0, atol=0)
+    torch.testing.assert_close(m, torch.as_tensor(flip_permutation()).long()[masks.long()].flip(-1), rtol=0, atol=0)
+    aug = SegBatchAugment(SegAugmentConfig(batched=True))
+    views = []
+    for seed in (5, 5, 6):
+        aug.reseed(seed, "cpu")
+        views.append(aug(images, masks))
+    torch.testing.assert_close(views[0], views[1], rtol=0, atol=0)  # a reseeded epoch replays its views
+    assert not torch.equal(views[0][0], views[2][0])
+
+
+def test_batched_augment_enters_the_key_only_when_set():
+    base = _tiny_config()
+    batched = _tiny_config(augment={"batched": True})
+    assert "batched" not in base.key_dict()["augment"]  # runs keyed before the field keep their keys
+    assert batched.key_dict()["augment"]["batched"] is True
+
+
 # ----------------------------------------------------------------------------- model and losses
 def test_microsegformer_parameters_and_limit():
     model = create_model(SegModelConfig(), 19)
@@ -216,17 +279,19 @@ TINY = dict(data={"source": "synthetic", "n_train": 24, "n_val": 8, "n_test": 8,
             loss={"dice_weight": 1.5}, augment={})
 
 
-def _tiny_config(**over):
+def _tiny_config(augment: dict | None = None, **over):
     from fer_lib.tasks.segment import seg_configs
 
-    return seg_configs(TINY["data"], TINY["model"], {**TINY["train"], **over}, TINY["loss"], TINY["augment"],
-                       {"a": {"label": "A"}})["a"]
+    return seg_configs(TINY["data"], TINY["model"], {**TINY["train"], **over}, TINY["loss"],
+                       {**TINY["augment"], **(augment or {})}, {"a": {"label": "A"}})["a"]
 
 
-def test_segmentation_resume_equals_uninterrupted(tmp_path, monkeypatch):
+@pytest.mark.parametrize("batched", [False, True], ids=["per-pair", "batched"])
+def test_segmentation_resume_equals_uninterrupted(tmp_path, monkeypatch, batched):
     from fer_lib.tasks import segment
 
-    full = segment.train_segmenter(_tiny_config(), RunStore(tmp_path / "a"), progress=False)
+    cfg = _tiny_config(augment={"batched": batched})
+    full = segment.train_segmenter(cfg, RunStore(tmp_path / "a"), progress=False)
     real, calls = segment.predict_confusions, {"n": 0}
 
     def crash_in_epoch_3(*a, **k):
@@ -237,9 +302,9 @@ def test_segmentation_resume_equals_uninterrupted(tmp_path, monkeypatch):
 
     monkeypatch.setattr(segment, "predict_confusions", crash_in_epoch_3)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        segment.train_segmenter(_tiny_config(), RunStore(tmp_path / "b"), progress=False)
+        segment.train_segmenter(cfg, RunStore(tmp_path / "b"), progress=False)
     monkeypatch.setattr(segment, "predict_confusions", real)
-    resumed = segment.train_segmenter(_tiny_config(), RunStore(tmp_path / "b"), progress=False)
+    resumed = segment.train_segmenter(cfg, RunStore(tmp_path / "b"), progress=False)
     assert len(resumed.history) == 3
     from safetensors.torch import load_file
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .base import NONNEG, POSITIVE, PROB, FieldError, at_least, between, check, key_fields, check_range_pair, one_of
+from .base import (NONNEG, POSITIVE, PROB, FieldError, added_field, at_least, between, check, key_fields, check_range_pair,
+                   one_of)
 from .classify import AugmentConfig, TrainConfig, check_select_metric
 
 #: validation metrics a face-parsing run can select its checkpoint by (higher is better)
@@ -72,7 +73,11 @@ class SegModelConfig:
 
 @dataclass(frozen=True)
 class SegAugmentConfig:
-    """Joint image/mask augmentation (seed 001): flip with the L/R label swap, rotation, scale, colour jitter."""
+    """Joint image/mask augmentation (seed 001): flip with the L/R label swap, rotation, scale, colour jitter.
+
+    ``batched``: draw it for the whole batch in one pass on the training device (``SegBatchAugment``) instead of per
+    pair on the loader (torchvision v2, ``joint_transform``). Same policy, another random stream (and the jitter in a
+    fixed order), so the field enters the run key when set."""
 
     hflip: float = 0.5
     rotation: float = 15.0  # degrees, uniform in [-rotation, rotation]
@@ -80,6 +85,7 @@ class SegAugmentConfig:
     brightness: float = 0.2
     contrast: float = 0.2
     saturation: float = 0.1
+    batched: bool = added_field(False, since="2026-12-07")
 
     def __post_init__(self):
         check(self, hflip=PROB, rotation=between(0, 180), brightness=between(0, 1), contrast=between(0, 1),

@@ -9,11 +9,16 @@ the model that left and right are interchangeable, a known pitfall of face-parsi
 
 - baseline (seed 001): flip 0.5, rotation 15 deg, scale 0.9-1.1, jitter brightness 0.2 / contrast 0.2 / saturation 0.1
 - strong (seed 001):   flip 0.5, rotation 20 deg, scale 0.85-1.15, jitter 0.3 / 0.3 / 0.15
+
+Two implementations of one policy: ``joint_transform`` per pair on the loader (torchvision v2), and
+``SegBatchAugment`` for the whole batch in one pass on the training device (``augment.batched``).
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn as nn
+import torch.nn.functional as F
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
@@ -77,3 +82,83 @@ class SegArrayDataset(Dataset):
                 with seeded(item_seed(self.view_seed, i)):
                     x, m = self.transform(x, m)
         return x.as_subclass(torch.Tensor), m.as_subclass(torch.Tensor)
+
+
+JITTER = ("brightness", "contrast", "saturation")
+
+
+def _gray(x: torch.Tensor) -> torch.Tensor:
+    """(N, 1, H, W) luma of RGB (N, 3, H, W) in [0, 1], torchvision's ``rgb_to_grayscale`` weights."""
+    return 0.299 * x[:, :1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
+
+
+class SegBatchAugment(nn.Module):
+    """uint8 images (N, 3, S, S) and label maps (N, S, S) on the device -> each pair jointly augmented in one batched
+    pass: ``joint_transform``'s policy, drawn per pair from the module's own generator (``reseed``: an epoch's views
+    replay, whatever else consumed random numbers). Images come out as float in [0, 1], label maps as int64.
+
+    - flip (probability ``hflip``) then rotation in [-rotation, rotation] degrees and scale in ``scale`` about the
+      centre, composed into one output -> input map ``theta = F A^-1`` (F = diag(-1, 1) when flipped, A = s R(a))
+      and sampled with ``grid_sample``: bilinear for the image, nearest for the labels (never blended), both 0 (black,
+      background) outside the image; a flipped pair's labels are then relabelled ``perm[label]`` (left <-> right).
+      The image equals ``v2.functional.affine`` without a fill (its ``fill=0``, as ``joint_transform`` passes, also
+      scales the pixels along the border by their coverage a second time);
+    - colour jitter with ``ColorJitter``'s definitions, factor f uniform in [max(0, 1 - v), 1 + v]: brightness
+      ``f x``, contrast ``f x + (1 - f) mean(gray(x))``, saturation ``f x + (1 - f) gray(x)``, each clamped to
+      [0, 1] -- in this fixed order, where ``ColorJitter`` draws an order per image.
+    """
+
+    def __init__(self, aug: SegAugmentConfig, perm: np.ndarray | None = None):
+        super().__init__()
+        self.aug = aug
+        perm = flip_permutation() if perm is None else perm
+        self.register_buffer("perm", torch.as_tensor(np.asarray(perm), dtype=torch.long), persistent=False)
+        self.generator: torch.Generator | None = None
+
+    def reseed(self, seed: int, device) -> None:
+        """Draw from a generator of this module's own, seeded by ``seed`` (the engine calls it every epoch)."""
+        self.generator = torch.Generator(device=device).manual_seed(seed)
+
+    def _uniform(self, n: int, lo: float, hi: float, device) -> torch.Tensor:
+        return torch.rand(n, device=device, generator=self.generator) * (hi - lo) + lo
+
+    def draw(self, n: int, device) -> dict[str, torch.Tensor]:
+        """One batch's random parameters, per pair: ``flip`` (bool), ``angle`` (degrees, clockwise, as
+        ``v2.functional.affine``), ``scale``, and a factor per enabled jitter (``brightness``, ...)."""
+        aug = self.aug
+        params = {"flip": self._uniform(n, 0, 1, device) < aug.hflip,
+                  "angle": self._uniform(n, -aug.rotation, aug.rotation, device),
+                  "scale": self._uniform(n, *aug.scale, device)}
+        for name in JITTER:
+            if getattr(aug, name):
+                params[name] = self._uniform(n, max(0.0, 1 - getattr(aug, name)), 1 + getattr(aug, name), device)
+        return params
+
+    def forward(self, images: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.apply(images, masks, self.draw(images.shape[0], images.device))
+
+    def apply(self, images: torch.Tensor, masks: torch.Tensor, params: dict[str, torch.Tensor]):
+        """(float images in [0, 1], int64 label maps) of ``draw``'s ``params`` applied to uint8 pairs."""
+        n = images.shape[0]
+        x = images.float().div_(255.0)
+        flip, angle = params["flip"], torch.deg2rad(params["angle"])
+        cos, sin = torch.cos(angle) / params["scale"], torch.sin(angle) / params["scale"]
+        sign, zero = torch.where(flip, -1.0, 1.0), torch.zeros_like(cos)
+        theta = torch.stack([torch.stack([sign * cos, sign * sin, zero], 1),
+                             torch.stack([-sin, cos, zero], 1)], 1)
+        grid = F.affine_grid(theta, [n, 1, *x.shape[-2:]], align_corners=False)
+        x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        labels = F.grid_sample(masks.unsqueeze(1).float(), grid, mode="nearest", padding_mode="zeros",
+                               align_corners=False).squeeze(1).long()
+        labels = torch.where(flip.view(n, 1, 1), self.perm[labels], labels)
+        for name in JITTER:
+            if name not in params:
+                continue
+            f = params[name].view(n, 1, 1, 1)
+            if name == "brightness":
+                x = x * f
+            else:
+                other = _gray(x).mean((1, 2, 3), keepdim=True) if name == "contrast" else _gray(x)
+                x = f * x + (1 - f) * other
+            x = x.clamp(0.0, 1.0)
+        return x, labels

@@ -27,7 +27,9 @@ from torch.utils.data import Dataset
 @dataclass
 class FitData:
     """What ``fit`` trains on: the training set and its labels (for the sampler), the validation set, and the
-    batched on-device input transforms (augmentation + normalisation for training, normalisation for evaluation)."""
+    batched on-device input transforms (augmentation + normalisation for training, normalisation for evaluation).
+    For a task that builds its batches, ``train_tf`` is the augmentation its ``prepare_batch`` draws from: ``fit``
+    moves it to the device and reseeds it every epoch, and applies nothing itself."""
 
     train_set: Dataset
     train_labels: np.ndarray

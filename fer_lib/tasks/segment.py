@@ -24,7 +24,7 @@ from ..config import ConfigError
 from ..config import (SegAugmentConfig, SegDataConfig, SegLossConfig, SegModelConfig, SegRunConfig, TrainConfig, build,
                       deep_merge, from_dict)
 from ..data.faceparse import SegImages, flip_permutation, load_seg_dataset
-from ..data.seg_transforms import SegArrayDataset, joint_transform
+from ..data.seg_transforms import SegArrayDataset, SegBatchAugment, joint_transform
 from ..engine import DistEnv, FitData, Task, autocast, fit, load_weights, seed_everything
 from ..engine.distributed import ShardSampler
 from ..losses.segmentation import SegmentationLoss
@@ -71,9 +71,9 @@ class SegTask(Task):
 
     def __init__(self, model: nn.Module, loss: nn.Module, mean, std, val: tuple[np.ndarray, np.ndarray] | None = None,
                  classes: tuple[str, ...] = (), eval_batch_size: int = 16, amp: bool = True,
-                 env: DistEnv | None = None, name: str = "segmenter"):
+                 env: DistEnv | None = None, name: str = "segmenter", augment: SegBatchAugment | None = None):
         super().__init__(model, len(classes), name)
-        self.loss, self.val, self.classes = loss, val, tuple(classes)
+        self.loss, self.val, self.classes, self.augment = loss, val, tuple(classes), augment
         self.eval_batch_size, self.amp, self.env = eval_batch_size, amp, env
         self.mean_list, self.std_list = list(mean), list(std)
         self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
@@ -85,9 +85,12 @@ class SegTask(Task):
         return segmentation_metrics(confusions, self.classes)
 
     def prepare_batch(self, batch, device):
+        """(normalised images, int64 label maps) on ``device``; jointly augmented here when ``augment`` is set (the
+        loader then hands over the pairs as stored)."""
         x, m = batch
-        x = (x.to(device, non_blocking=True).float().div_(255.0) - self.mean) / self.std
-        return x, m.to(device, non_blocking=True).long()
+        x, m = x.to(device, non_blocking=True), m.to(device, non_blocking=True)
+        x, m = self.augment(x, m) if self.augment is not None else (x.float().div_(255.0), m.long())
+        return (x - self.mean) / self.std, m
 
     def forward(self, x, t, epoch: float):
         logits = self.model(x)
@@ -171,10 +174,12 @@ def train_segmenter(cfg: SegRunConfig, store: RunStore | None = None, data: SegI
         splits = prepared_splits(data, cfg.train.img_size)
         mean, std = channel_stats(splits["train"][0])
         loss = SegmentationLoss(cfg.loss.ce_weight, cfg.loss.dice_weight, cfg.loss.focal, cfg.loss.focal_gamma)
+        augment = SegBatchAugment(cfg.augment) if cfg.augment.batched else None
         task = SegTask(model, loss, mean, std, splits["val"], data.classes, cfg.train.eval_batch_size,
-                       cfg.train.amp, e, f"{KIND} '{cfg.name}'")
-        train_set = SegArrayDataset(*splits["train"], joint_transform(cfg.augment))
-        result = fit(task, FitData(train_set, np.zeros(len(train_set), np.int64)), cfg.train, scratch, e, progress)
+                       cfg.train.amp, e, f"{KIND} '{cfg.name}'", augment)
+        train_set = SegArrayDataset(*splits["train"], None if augment is not None else joint_transform(cfg.augment))
+        result = fit(task, FitData(train_set, np.zeros(len(train_set), np.int64), train_tf=augment), cfg.train, scratch,
+                     e, progress)
         load_weights(model, result.best_weights)
         cms = {f"{s}_{t}": predict_confusions(model, *splits[s], mean, std, n_cls, cfg.train.eval_batch_size, t, e,
                                               cfg.train.amp)
