@@ -6,9 +6,11 @@
 For the first run of each trainable kind in the profile's plan (its data must be on this machine; a student from
 scratch, so no teacher is trained first) it measures, on this CPU with the threads torch uses:
 
-- **step / matmul**: a plain training step (forward, a loss, backward, SGD; ``train_rates.py``'s) of the run's model at its batch size on
-  random inputs, its FLOPs counted by ``torch.utils.flop_counter.FlopCounterMode``, as achieved GFLOP/s over the
-  CPU's fp32 matmul rate (a 2048 x 2048 matmul) -- how near the hardware the model's own arithmetic runs;
+- **step / peak**: a plain training step (forward, a loss, backward, SGD; ``train_rates.py``'s) of the run's model at
+  its batch size on random inputs, its FLOPs counted by ``torch.utils.flop_counter.FlopCounterMode``, as achieved
+  GFLOP/s over the CPU's measured fp32 peak: the best of a 2048 x 2048 matmul and 3 x 3 convolutions of ResNet
+  shapes in both memory layouts (``peak_gflops``; the convolutions run on oneDNN, the matmul on the BLAS, and on
+  AMD EPYC the convolutions are the faster) -- how near the hardware the model's own arithmetic runs;
 - **pipeline / plain**: the kind's own trainer (``RunKind.train``: data loading, augmentation, the task's losses, the
   LR schedule) for ``--epochs`` epochs (2), the last one timed, on the run's data (the training split capped at ``--train-limit`` samples where the
   loader allows, FER's ``limit``), as training samples per second of the epoch's training steps (``train_seconds``
@@ -33,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 import yaml
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -49,6 +52,30 @@ DOCS = ROOT / "docs" / "measurements.md"
 README = ROOT / "README.md"
 MARKERS = ("<!-- kind-efficiency: begin (benchmarks/kind_efficiency.py --write-docs) -->",
            "<!-- kind-efficiency: end -->")
+
+
+#: (channels, height = width, batch) of the 3 x 3 convolutions ``peak_gflops`` times: ResNet stages at 48 px
+CONV_SHAPES = ((64, 24, 128), (128, 12, 128), (256, 6, 128), (256, 14, 64))
+
+
+def conv_gflops(channels: int, size: int, batch: int, channels_last: bool, repeats: int = 10) -> float:
+    """fp32 GFLOP/s of a 3 x 3, stride-1 convolution's forward (2 x the multiply-adds)."""
+    memory = torch.channels_last if channels_last else torch.contiguous_format
+    x = torch.randn(batch, channels, size, size).contiguous(memory_format=memory)
+    w = torch.randn(channels, channels, 3, 3).contiguous(memory_format=memory)
+    with torch.no_grad():
+        F.conv2d(x, w, padding=1)
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            F.conv2d(x, w, padding=1)
+    return 2 * batch * channels ** 2 * 9 * size ** 2 * repeats / (time.perf_counter() - t0) / 1e9
+
+
+def peak_gflops() -> tuple[float, float, float]:
+    """(peak, matmul, best convolution) fp32 GFLOP/s of this CPU with torch's threads: the peak is the larger."""
+    matmul = matmul_gflops()
+    conv = max(conv_gflops(*shape, cl) for shape in CONV_SHAPES for cl in (False, True))
+    return max(matmul, conv), matmul, conv
 
 
 def step_flops(model, inputs) -> float:
@@ -122,10 +149,10 @@ def first_run_per_kind(profile: str) -> dict:
 
 def write_docs(rows: list[dict], header: str) -> None:
     """The table, between the markers, into docs/measurements.md and the README's performance section."""
-    table = [header, "", "| kind | run | model | batch | step GFLOP/s | step / matmul | pipeline / plain | "
+    table = [header, "", "| kind | run | model | batch | step GFLOP/s | step / peak | pipeline / plain | "
                          "validation and end-of-epoch share |", "|---|---|---|---|---|---|---|---|"]
     table += [f"| {r['kind']} | {r['run']}{''.join(f', {x}' for x in r.get('set', []))} | {r['model']} | {r['batch']} | {r['step_gflops']:.1f} | "
-              f"{r['step_over_matmul']:.2f} | {r['pipeline_over_plain']:.2f} | {r['validation_share']:.2f} |"
+              f"{r['step_over_peak']:.2f} | {r['pipeline_over_plain']:.2f} | {r['validation_share']:.2f} |"
               for r in rows]
     begin, end = MARKERS
     block = "\n".join([begin, *table, end])
@@ -158,7 +185,7 @@ def main() -> None:
         return
     settings = parse_settings(a.set)
     torch.manual_seed(0)
-    gflops = matmul_gflops()
+    gflops, matmul, conv = peak_gflops()
     rows = []
     for kind, planned in first_run_per_kind(a.profile).items():
         if a.kinds and kind not in a.kinds:
@@ -175,19 +202,21 @@ def main() -> None:
                      "plain_samples_per_s": plain_rate, "pipeline_samples_per_s": n_train / train_seconds,
                      "train_samples": n_train, "train_seconds": train_seconds, "epoch_seconds": seconds,
                      "validation_share": 1 - train_seconds / seconds, "run_wall_seconds": wall,
-                     "step_gflops": step_gflops, "step_over_matmul": step_gflops / gflops,
+                     "step_gflops": step_gflops, "step_over_peak": step_gflops / gflops,
+                     "step_over_matmul": step_gflops / matmul,
                      "pipeline_over_plain": n_train / train_seconds / plain_rate})
         r = rows[-1]
         print(f"{kind:>10} {planned.label + ''.join(f', {x}' for x in r['set']):<34} {spec.arch:>24} batch {batch:>3}: step {step_gflops:6.1f} GFLOP/s "
-              f"= {r['step_over_matmul']:.2f} of matmul; pipeline {r['pipeline_samples_per_s']:7.1f} samples/s = "
+              f"= {r['step_over_peak']:.2f} of peak; pipeline {r['pipeline_samples_per_s']:7.1f} samples/s = "
               f"{r['pipeline_over_plain']:.2f} of plain ({n_train} training samples in {train_seconds:.1f} s; validation "
               f"{r['validation_share']:.0%} of the epoch; run {wall:.1f} s)",
               flush=True)
     result = {"cpu": cpu_model(), "threads": torch.get_num_threads(), "torch": torch.__version__, "measured": now(),
-              "profile": a.profile, "set": a.set, "epochs": a.epochs, "plain_steps": a.steps, "cpu_matmul_gflops": gflops, "kinds": rows}
+              "profile": a.profile, "set": a.set, "epochs": a.epochs, "plain_steps": a.steps, "cpu_peak_gflops": gflops, "cpu_matmul_gflops": matmul,
+              "cpu_conv_gflops": conv, "kinds": rows}
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"CPU matmul {gflops:.0f} GFLOP/s -> {OUT}")
+    print(f"CPU peak {gflops:.0f} GFLOP/s (matmul {matmul:.0f}, 3 x 3 convolution {conv:.0f}) -> {OUT}")
     if a.write_docs:
         write_docs(rows, header(result))
         print(f"table written into {DOCS} and {README}")
@@ -196,8 +225,10 @@ def main() -> None:
 def header(result: dict) -> str:
     """The sentence above the docs' table: what was measured, where and when."""
     return (f"`benchmarks/kind_efficiency.py --profile {result['profile']}` on {result['cpu']}, {result['threads']} "
-            f"threads, torch {result['torch']}, {result['measured'][:10]}: CPU fp32 matmul "
-            f"{result['cpu_matmul_gflops']:.0f} GFLOP/s. Pipeline = the kind's own trainer, the training steps of "
+            f"threads, torch {result['torch']}, {result['measured'][:10]}: CPU fp32 peak "
+            f"{result['cpu_peak_gflops']:.0f} GFLOP/s, the best of a 2048 x 2048 matmul "
+            f"({result['cpu_matmul_gflops']:.0f}) and 3 x 3 convolutions ({result['cpu_conv_gflops']:.0f}). "
+            f"Pipeline = the kind's own trainer, the training steps of "
             f"its epoch {result.get('epochs', 1)}, warm (data loading, augmentation, losses, schedule); plain = "
             f"{result.get('plain_steps', 5)} steps of forward, backward and SGD on a random batch; the "
             "target is pipeline / plain >= 0.9. The rest of the epoch, which the plain loop does not do (validation and "
