@@ -167,11 +167,18 @@ def test_student_configs_check_every_teacher_model_before_any_training():
                          "x": {"teachers": ["a", "b"], "distill": {"method": "aver"}}})
 
 
+def _training(run_dir) -> str:
+    import json
+
+    return json.loads((run_dir / "provenance.json").read_text())["training_id"]
+
+
 def test_student_run_records_retention_and_is_cached(tmp_path):
     tcfg, truns, store = _teacher_runs(tmp_path)
     run = _student(tmp_path, store, tcfg, method="kd", roles=("a",))
     m = run.metrics
     assert m["retention"] == pytest.approx(m["test"]["accuracy"] / truns["a"].metrics["test"]["accuracy"])
+    assert m["teacher_trainings"] == {truns["a"].key: _training(truns["a"].path)}
     assert {"train_loss_kd", "train_loss_ce", "val_accuracy"} <= set(run.history.columns)
     again = _student(tmp_path, store, tcfg, method="kd", roles=("a",))
     assert again.hit
@@ -184,7 +191,7 @@ def test_a_teacher_stored_without_weights_is_trained_again_and_the_student_is_th
     reference = _student(tmp_path, RunStore(tmp_path / "ref", published=[tmp_path / "runs"]), tcfg, method="kd",
                          roles=("a",), cache=False)
     weights = truns["a"].path / "weights.safetensors"
-    original = weights.read_bytes()
+    original, first_training = weights.read_bytes(), _training(truns["a"].path)
     weights.unlink()
     (truns["a"].path / "manifest.json").unlink()  # a local copy without weights, as `fer-runs import` of a published run
     from fer_lib.runs.manifest import write_manifest
@@ -193,6 +200,8 @@ def test_a_teacher_stored_without_weights_is_trained_again_and_the_student_is_th
     assert store.needing_weights({"teacher"}).find("teacher", truns["a"].key) is None
     run = _student(tmp_path, store, tcfg, method="kd", roles=("a",), cache=False)
     assert weights.read_bytes() == original and not list((store.root / "teacher").glob(".old-*"))
+    retrained = _training(truns["a"].path)
+    assert retrained != first_training and run.metrics["teacher_trainings"] == {truns["a"].key: retrained}
     np.testing.assert_array_equal(run.arrays()["test_logits"], reference.arrays()["test_logits"])
 
 

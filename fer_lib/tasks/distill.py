@@ -33,6 +33,7 @@ from ..losses.methods import get_method
 from ..models import create_model
 from ..models.spec import ModelSpec
 from ..runs import Run, RunStore
+from ..runs.transfer import training_id
 from .classifier import batch_transforms, check_arch, datasets, evaluate_logits, save_classifier_run
 from .teacher import train_teacher
 
@@ -215,6 +216,9 @@ def train_student(cfg: StudentRunConfig, store: RunStore | None = None, data: La
         teacher_acc = [tr.metrics["test"]["accuracy"] for tr in weighted]
         save_classifier_run(out, task, result, sets, eval_tf, cfg.train, e, data.classes, lambda m: {
             "teacher_test_accuracy": teacher_acc,
+            # which training of each teacher's key it read: a teacher trained again for its weights on another
+            # machine need not equal the published one (``fer-runs verify KEY --local`` records how far)
+            "teacher_trainings": {tr.key: training_id(tr.path) for tr in weighted},
             "retention": m["test"]["accuracy"] / max(teacher_acc) if teacher_acc and max(teacher_acc) > 0 else None,
             "teacher_cache": {"hits": sum(c.hits for c in caches), "misses": sum(c.misses for c in caches)}
             if caches else None})
