@@ -374,3 +374,24 @@ def test_temperature_plot_ticks_only_the_temperatures_and_labels_our_points():
     assert [t.get_text() for t in ax.texts] == ["0.423", "0.426", "0.434"]
     assert list(ax.lines[0].get_xdata()) == [4.0, 8.0, 16.0] and list(ax.lines[1].get_xdata()) == [8.0, 16.0]
     plt.close(fig)
+
+
+def test_teachers_read_says_whether_students_read_the_teachers_the_table_shows():
+    from types import SimpleNamespace
+
+    from fer_lib.report.distill import teachers_read
+
+    def run(metrics):
+        return SimpleNamespace(metrics=metrics)
+
+    teachers = {"a": run({"test": {"accuracy": 0.60}}), "b": run({"test": {"accuracy": 0.50}})}
+    configs = {"s0": SimpleNamespace(teacher_roles=("a", "b")), "s1": SimpleNamespace(teacher_roles=("a",)),
+               "scratch": SimpleNamespace(teacher_roles=())}
+    same = {"s0": run({"teacher_test_accuracy": [0.60, 0.50]}), "s1": run({"teacher_test_accuracy": [0.60]}),
+            "scratch": run({})}
+    assert teachers_read(same, configs, teachers) == ("all 2 distilled students read teachers with the test accuracy "
+                                                      "the table shows")
+    other = {**same, "s0": run({"teacher_test_accuracy": [0.60, 0.486]})}
+    text = teachers_read(other, configs, teachers)
+    assert text.startswith("1 of the 2 distilled students read a teacher trained again") and text.endswith("0.014")
+    assert teachers_read({"scratch": run({})}, configs, teachers) == "no student here reads a teacher"

@@ -212,6 +212,27 @@ def dkd_headline(table: pd.DataFrame, sruns: dict[str, Run], truns: dict[str, Ru
             "strong_teacher_acc": truns["teacher_strong"].metrics["test"]["accuracy"]}
 
 
+def teachers_read(students: dict[str, Run], configs: dict, teachers: dict[str, Run]) -> str:
+    """Whether the distilled students read the teachers the page's table shows, in words. A student trained after
+    its teachers were published read a teacher trained again for its weights (same key and recipe; published runs
+    carry none), which on another machine need not equal the published training: the student recorded the test
+    accuracy of the teacher it read (``teacher_test_accuracy``), compared here with the table's."""
+    gaps = {}
+    for name, run in students.items():
+        shown = [teachers[role].metrics["test"]["accuracy"] for role in configs[name].teacher_roles]
+        if shown:
+            read = run.metrics.get("teacher_test_accuracy") or []
+            gaps[name] = max(abs(a - b) for a, b in zip(read, shown)) if len(read) == len(shown) else 1.0
+    differing = {n: g for n, g in gaps.items() if g != 0}
+    if not gaps:
+        return "no student here reads a teacher"
+    if not differing:
+        return f"all {len(gaps)} distilled students read teachers with the test accuracy the table shows"
+    return (f"{len(differing)} of the {len(gaps)} distilled students read a teacher trained again for its weights "
+            "that is not the published training the table shows (same key and recipe, trained on another machine): "
+            f"its test accuracy differs from the table's by up to {max(differing.values()):.3f}")
+
+
 def initialisation(configs: dict) -> str:
     """How the teachers of ``configs`` start, in words (the seed is silent for 002's teachers: the text says what
     this profile chose)."""
