@@ -26,6 +26,7 @@ from torchvision.transforms import v2
 from ..config import SegAugmentConfig
 from .dataset import item_seed, seeded, view_seed
 from .faceparse import flip_permutation
+from .transforms import luma, uniform
 
 
 class RandomHorizontalFlipSwapLR(v2.RandomHorizontalFlip):
@@ -87,11 +88,6 @@ class SegArrayDataset(Dataset):
 JITTER = ("brightness", "contrast", "saturation")
 
 
-def _gray(x: torch.Tensor) -> torch.Tensor:
-    """(N, 1, H, W) luma of RGB (N, 3, H, W) in [0, 1], torchvision's ``rgb_to_grayscale`` weights."""
-    return 0.299 * x[:, :1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
-
-
 class SegBatchAugment(nn.Module):
     """uint8 images (N, 3, S, S) and label maps (N, S, S) on the device -> each pair jointly augmented in one batched
     pass: ``joint_transform``'s policy, drawn per pair from the module's own generator (``reseed``: an epoch's views
@@ -119,19 +115,17 @@ class SegBatchAugment(nn.Module):
         """Draw from a generator of this module's own, seeded by ``seed`` (the engine calls it every epoch)."""
         self.generator = torch.Generator(device=device).manual_seed(seed)
 
-    def _uniform(self, n: int, lo: float, hi: float, device) -> torch.Tensor:
-        return torch.rand(n, device=device, generator=self.generator) * (hi - lo) + lo
-
     def draw(self, n: int, device) -> dict[str, torch.Tensor]:
         """One batch's random parameters, per pair: ``flip`` (bool), ``angle`` (degrees, clockwise, as
         ``v2.functional.affine``), ``scale``, and a factor per enabled jitter (``brightness``, ...)."""
         aug = self.aug
-        params = {"flip": self._uniform(n, 0, 1, device) < aug.hflip,
-                  "angle": self._uniform(n, -aug.rotation, aug.rotation, device),
-                  "scale": self._uniform(n, *aug.scale, device)}
+        params = {"flip": uniform(n, 0, 1, device, self.generator) < aug.hflip,
+                  "angle": uniform(n, -aug.rotation, aug.rotation, device, self.generator),
+                  "scale": uniform(n, *aug.scale, device, self.generator)}
         for name in JITTER:
             if getattr(aug, name):
-                params[name] = self._uniform(n, max(0.0, 1 - getattr(aug, name)), 1 + getattr(aug, name), device)
+                params[name] = uniform(n, max(0.0, 1 - getattr(aug, name)), 1 + getattr(aug, name), device,
+                                       self.generator)
         return params
 
     def forward(self, images: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -158,7 +152,7 @@ class SegBatchAugment(nn.Module):
             if name == "brightness":
                 x = x * f
             else:
-                other = _gray(x).mean((1, 2, 3), keepdim=True) if name == "contrast" else _gray(x)
+                other = luma(x).mean((1, 2, 3), keepdim=True) if name == "contrast" else luma(x)
                 x = f * x + (1 - f) * other
             x = x.clamp(0.0, 1.0)
         return x, labels

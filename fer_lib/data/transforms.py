@@ -64,22 +64,28 @@ def sample_transform(aug: AugmentConfig | None, img_size: int):
     return v2.Compose(ops) if ops else None
 
 
-def _uniform(n: int, lo: float, hi: float, device, g: torch.Generator | None) -> torch.Tensor:
+def luma(x: torch.Tensor) -> torch.Tensor:
+    """(N, 1, H, W) luma of RGB (N, 3, H, W) in [0, 1], torchvision's ``rgb_to_grayscale`` weights."""
+    return 0.299 * x[:, :1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
+
+
+def uniform(n: int, lo: float, hi: float, device, g: torch.Generator | None) -> torch.Tensor:
+    """``n`` draws from U[lo, hi) on ``device`` from generator ``g``."""
     return torch.rand(n, device=device, generator=g) * (hi - lo) + lo
 
 
 def random_affine(n: int, aug: AugmentConfig, device, g: torch.Generator | None = None) -> torch.Tensor:
     """(n, 2, 3) maps from output to input coordinates: resized crop, flip, rotation."""
     lo, hi = aug.crop_scale
-    area = _uniform(n, lo, hi, device, g)
-    log_r = _uniform(n, math.log(0.9), math.log(1.1), device, g)
+    area = uniform(n, lo, hi, device, g)
+    log_r = uniform(n, math.log(0.9), math.log(1.1), device, g)
     w, h = torch.sqrt(area * log_r.exp()), torch.sqrt(area / log_r.exp())
     misfit = (w > 1) | (h > 1)  # like torchvision's fallback: a crop that does not fit becomes square
     w, h = torch.where(misfit, area.sqrt(), w), torch.where(misfit, area.sqrt(), h)
-    cx = _uniform(n, -1, 1, device, g) * (1 - w)
-    cy = _uniform(n, -1, 1, device, g) * (1 - h)
-    flip = torch.where(_uniform(n, 0, 1, device, g) < aug.hflip, -1.0, 1.0)
-    rot = _uniform(n, -1, 1, device, g) * math.radians(aug.rotation)
+    cx = uniform(n, -1, 1, device, g) * (1 - w)
+    cy = uniform(n, -1, 1, device, g) * (1 - h)
+    flip = torch.where(uniform(n, 0, 1, device, g) < aug.hflip, -1.0, 1.0)
+    rot = uniform(n, -1, 1, device, g) * math.radians(aug.rotation)
     cos, sin = torch.cos(rot), torch.sin(rot)
     theta = torch.stack([torch.stack([w * flip * cos, -h * sin, cx], 1),
                          torch.stack([w * flip * sin, h * cos, cy], 1)], 1)
@@ -123,13 +129,12 @@ class BatchAugment(nn.Module):
         n, dev, g = x.shape[0], x.device, self.generator
         if self.aug.brightness > 0:
             b = self.aug.brightness
-            x = x * _uniform(n, 1 - b, 1 + b, dev, g).view(n, 1, 1, 1)
+            x = x * uniform(n, 1 - b, 1 + b, dev, g).view(n, 1, 1, 1)
         if self.aug.contrast > 0:
             c = self.aug.contrast
-            gray = x.mean(1, keepdim=True) if x.shape[1] == 1 else (
-                0.299 * x[:, :1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
+            gray = x.mean(1, keepdim=True) if x.shape[1] == 1 else luma(x)
             m = gray.mean((2, 3), keepdim=True)
-            x = (x - m) * _uniform(n, 1 - c, 1 + c, dev, g).view(n, 1, 1, 1) + m
+            x = (x - m) * uniform(n, 1 - c, 1 + c, dev, g).view(n, 1, 1, 1) + m
         return x.clamp_(0.0, 1.0)
 
 
@@ -138,13 +143,13 @@ def random_erasing(x: torch.Tensor, p: float, g: torch.Generator | None = None, 
     """Random Erasing (Zhong et al. 2020) on a normalised batch: with probability ``p`` per image, one
     rectangle of area ``scale`` and aspect ``ratio`` is replaced by standard-normal noise (timm's "pixel" mode)."""
     n, c, h, w = x.shape
-    hit = _uniform(n, 0, 1, x.device, g) < p
-    area = _uniform(n, *scale, x.device, g) * h * w
-    r = torch.exp(_uniform(n, math.log(ratio[0]), math.log(ratio[1]), x.device, g))
+    hit = uniform(n, 0, 1, x.device, g) < p
+    area = uniform(n, *scale, x.device, g) * h * w
+    r = torch.exp(uniform(n, math.log(ratio[0]), math.log(ratio[1]), x.device, g))
     eh = (area * r).sqrt().round().clamp(1, h).long()
     ew = (area / r).sqrt().round().clamp(1, w).long()
-    top = (_uniform(n, 0, 1, x.device, g) * (h - eh + 1)).long()
-    left = (_uniform(n, 0, 1, x.device, g) * (w - ew + 1)).long()
+    top = (uniform(n, 0, 1, x.device, g) * (h - eh + 1)).long()
+    left = (uniform(n, 0, 1, x.device, g) * (w - ew + 1)).long()
     noise = torch.randn(x.shape, device=x.device, generator=g, dtype=x.dtype)
     rows = torch.arange(h, device=x.device).view(1, h, 1)
     cols = torch.arange(w, device=x.device).view(1, 1, w)
