@@ -131,6 +131,66 @@ def test_ravdess_stand_in_splits_by_actor_and_pairs_faces_of_the_same_emotion(tm
             assert faces.split[j] == d.split[i]  # from the matching FER2013 split
 
 
+def write_ravdess(root, actors=range(1, 9)):
+    for actor in actors:
+        for emo in ("01", "03", "04", "05", "06", "07"):
+            _wav(root / f"Actor_{actor:02d}" / f"03-01-{emo}-01-01-01-{actor:02d}.wav", seconds=0.5, seed=actor)
+    return root
+
+
+def _other_cpu(monkeypatch, module):
+    """Decode as another CPU family would: the same spectrograms but for their last bits."""
+    decode = module.wav_to_spectrogram
+    monkeypatch.setattr(module, "wav_to_spectrogram", lambda *a, **k: np.nextafter(decode(*a, **k), np.inf))
+
+
+@pytest.mark.parametrize("source", ["ravdess", "crema_d"])
+def test_av_fingerprint_names_the_files_not_the_decoded_floats(tmp_path, monkeypatch, source):
+    """The 07 bug of 2026-12-07: spectrograms decoded on AVX2 and AVX-512 differ in their last bits, and a
+    fingerprint that hashed them moved every 07 run key with the CPU family."""
+    import shutil
+
+    from fer_lib.data import crema_d, ravdess
+
+    module = {"ravdess": ravdess, "crema_d": crema_d}[source]
+    root = write_ravdess(tmp_path / "ravdess") if source == "ravdess" else write_crema_d(tmp_path / "crema")
+    fer = write_fer_folders(tmp_path / "fer") if source == "ravdess" else None
+
+    def load(root, cache, **kw):
+        if source == "ravdess":
+            return load_ravdess_fer(root, fer, val_fraction=0.25, test_fraction=0.25, cache_dir=tmp_path / cache, **kw)
+        return load_crema_d(root, frame_size=16, val_fraction=0.34, cache_dir=tmp_path / cache, **kw)
+
+    here = load(root, "a")
+    with monkeypatch.context() as m:
+        _other_cpu(m, module)
+        there = load(root, "b")
+    assert not np.array_equal(here.audio, there.audio)  # the decoded floats differ ...
+    assert there.fingerprint == here.fingerprint  # ... the data is the same
+    moved = tmp_path / "copied"
+    shutil.copytree(root, moved)  # a copy elsewhere, new mtimes: same files, same fingerprint
+    assert load(moved, "c").fingerprint == here.fingerprint
+    assert load(root, "d", hop=300).fingerprint != here.fingerprint  # another decoding recipe
+    wav = sorted(root.rglob("*.wav"))[3]
+    data = bytearray(wav.read_bytes())
+    data[-1] ^= 1  # one bit of one sample
+    wav.write_bytes(bytes(data))
+    assert load(root, "e").fingerprint != here.fingerprint
+
+
+def test_synthetic_av_fingerprint_names_the_generator(monkeypatch):
+    from fer_lib.data import audio
+    from fer_lib.data.synthetic_av import synthetic_av_clips
+
+    here = synthetic_av_clips(12, 6, 6, seed=0)
+    spectrogram = audio.log_spectrogram
+    monkeypatch.setattr(audio, "log_spectrogram", lambda *a, **k: spectrogram(*a, **k) * (1 + 1e-3))
+    there = synthetic_av_clips(12, 6, 6, seed=0)
+    assert not np.array_equal(here.audio, there.audio)
+    assert there.fingerprint == here.fingerprint
+    assert synthetic_av_clips(12, 6, 6, seed=1).fingerprint != here.fingerprint
+
+
 # ----------------------------------------------------------------------------- the balancing mechanics
 def test_ogm_ge_coefficient_hand_worked():
     # two samples, label 0. audio logits [2, 0] and [0, 0]: softmax true-class scores e^2/(e^2+1) and 1/2

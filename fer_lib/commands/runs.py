@@ -6,6 +6,9 @@
     fer-runs import runs.tar.gz [--replace]      add an export to the local store (checked member by member)
     fer-runs verify KEY|PATH [--profile P]       retrain one run in a scratch store (with any run it reads that must be
                                                  recomputed), compare each with its stored copy, record it
+    fer-runs rekey --profile P --kind K --reason TEXT
+                                                 after a loader's fingerprint rule was corrected: move each stored run
+                                                 of K to the key its config gives under its data's new fingerprint
 
 The local store is ``FER_RUNS`` (``<project>/runs``); published tiers are ``results/<profile>/`` (or
 ``FER_RESULTS``), read after the local store and never written but by ``publish``. Every run that moves is checked
@@ -314,6 +317,40 @@ def verification_entry(planned: PlannedRun, table: pd.DataFrame, trained: dict, 
             "passed": ledger.passes(same, bitwise, delta, {m: t["tolerance"] for m, t in tolerance.items()})}
 
 
+def cmd_rekey(a) -> int:
+    """Re-key every run of one kind in the published tier (or the local store) to the fingerprint its own ``data``
+    config gives today, loaded by the kind's registered loader (``fer_lib.runs.rekey``)."""
+    import json
+
+    from ..config import config_hash
+    from ..runs.rekey import rekey_run
+
+    root = (paths.runs_dir() if a.local else Path(a.tier) if a.tier else paths.results_dir() / a.profile) / a.kind
+    if not root.is_dir():
+        raise FileNotFoundError(f"no runs of kind {a.kind!r} in {root}")
+    load_data, fingerprints, moved, unchanged = get_run_kind(a.kind).load_data, {}, [], 0
+    for run_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        data = json.loads((run_dir / "config.json").read_text())["config"].get("data")
+        if data is None:
+            raise ValueError(f"{run_dir}/config.json has no 'data' config to fingerprint: kind {a.kind!r} cannot be "
+                             "re-keyed this way")
+        name = config_hash(data)
+        if name not in fingerprints:
+            fingerprints[name] = load_data(data).fingerprint
+        new = rekey_run(run_dir, fingerprints[name], run_key, a.reason)
+        if new is None:
+            unchanged += 1
+        else:
+            moved.append(f"{run_dir.name} -> {new.name}")
+    print(f"fer-runs rekey: {len(moved)} run(s) of {a.kind} re-keyed, {unchanged} already under their data's "
+          f"fingerprint, in {root}")
+    for line in moved:
+        print(f"  {line}")
+    if moved and not a.local:
+        print("  publish-time manifests kept; commit the tier (the ledger keeps the old keys: sections count them)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="fer-runs", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
@@ -347,10 +384,17 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--local", action="store_true",
                    help="compare the local store's own training of the run (a teacher fer-train trained again for its "
                         "weights) with the published copy, instead of retraining")
+    p = sub.add_parser("rekey", help="after a loader's fingerprint rule was corrected (not its data): move a kind's "
+                                     "stored runs to the keys their data's new fingerprint gives")
+    p.add_argument("--profile", default="smoke", choices=PROFILES, help="whose published tier (results/<profile>/)")
+    p.add_argument("--kind", required=True, help="the kind of run whose loader changed (e.g. av)")
+    p.add_argument("--reason", required=True, help="why, recorded in each run's provenance.json")
+    p.add_argument("--tier", help="re-key this published tier instead of results/<profile>/")
+    p.add_argument("--local", action="store_true", help="re-key the local store (FER_RUNS) instead")
     ap.add_argument("--debug", action="store_true", help="show the traceback of an error")
     a = ap.parse_args(argv)
     commands = {"list": cmd_list, "publish": cmd_publish, "export": cmd_export, "import": cmd_import,
-                "verify": cmd_verify}
+                "verify": cmd_verify, "rekey": cmd_rekey}
     sys.exit(run_command(f"fer-runs {a.command}", lambda: _on_full_disk(commands[a.command], a), debug=a.debug))
 
 
@@ -362,6 +406,7 @@ AFTER_FULL_DISK = {
               "the run store (or point FER_RUNS at a bigger disk) and import again.",
     "export": "No archive was written. Free space, or export to another disk.",
     "verify": "The scratch store was removed. Free space there (or give --scratch on a bigger disk) and verify again.",
+    "rekey": "Each run is re-keyed through a temporary copy renamed into place: free space and re-key again.",
 }
 
 

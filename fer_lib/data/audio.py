@@ -20,6 +20,10 @@ from scipy.signal import resample_poly
 
 from .fer2013 import DatasetError
 
+#: names steps 1-5 above in data fingerprints (``contents_fingerprint``'s recipe): bump it when they change, so
+#: runs keyed on the old decoding are not served as the new one
+SPECTROGRAM_RECIPE = "wav->mono->resample_poly->tile/cut->stft(hann, centred, reflect)->log(|S|+1e-7), v1"
+
 
 def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
     """(mono float32 samples in [-1, 1], sample rate) of a WAV file; a clear error for anything unreadable."""

@@ -4,6 +4,11 @@ Every loader (CREMA-D, the RAVDESS + FER2013 stand-in, synthetic clips) returns 
 are float16 (N, 257, 188) and frames uint8 (N, T, S, S) gray or (N, T, S, S, 3) colour, with one speaker id per
 clip so that validation and test can be split by speaker (no voice in two splits). ``cached`` decodes a dataset
 once into an ``.npz`` keyed by its files, like FER2013 (``fer_lib.data.cache``).
+
+**Fingerprint.** Unlike images, decoded spectrograms are floats whose last bits depend on the CPU, so an
+``AVClips`` is never fingerprinted by its arrays: its loader names its sources (``cache.contents_fingerprint`` of
+the files and the decoding recipe, or the generator's arguments for synthetic clips) and the labels, splits,
+speakers and ids it assigned (``source_fingerprint``). Run keys then stay the same on every machine.
 """
 from __future__ import annotations
 
@@ -22,7 +27,8 @@ from .fer2013 import DatasetError
 
 #: CREMA-D's six emotions in the order of the common (OGM-GE) preprocessing: NEU, HAP, SAD, FEA, DIS, ANG
 AV_CLASSES = ("neutral", "happy", "sad", "fear", "disgust", "angry")
-CACHE_VERSION = 1
+#: 2: fingerprints of sources, not of decoded floats (v1's differed between CPU families)
+CACHE_VERSION = 2
 
 
 @dataclass
@@ -40,12 +46,18 @@ class AVClips:
 
     def __post_init__(self):
         if not self.fingerprint:
-            h = hashlib.sha256()
-            for a in (self.audio, self.frames, np.asarray(self.labels, np.int64)):
-                h.update(np.ascontiguousarray(a).tobytes())
-            h.update("|".join(map(str, self.split)).encode() + "|".join(map(str, self.speaker)).encode())
-            h.update("|".join(self.classes).encode())
-            self.fingerprint = h.hexdigest()
+            raise ValueError(f"AVClips {self.name!r}: give its fingerprint (source_fingerprint of the files or "
+                             "generator that made it); decoded spectrograms differ between CPUs and are not hashed")
+
+    @staticmethod
+    def source_fingerprint(sources: str, labels, split, speaker, ids, classes=AV_CLASSES) -> str:
+        """sha256 of ``sources`` (what the clips were decoded or generated from, e.g. ``contents_fingerprint``)
+        and of what the loader assigned: labels, splits, speakers, ids and class names."""
+        h = hashlib.sha256(sources.encode())
+        h.update(np.ascontiguousarray(np.asarray(labels, np.int64)).tobytes())
+        for strings in (split, speaker, ids, classes):
+            h.update(("\0".join(map(str, strings)) + "\n").encode())
+        return h.hexdigest()
 
     def __len__(self):
         return len(self.labels)

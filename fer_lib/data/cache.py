@@ -33,6 +33,23 @@ def files_fingerprint(files: list[Path], base: Path) -> str:
     return h.hexdigest()
 
 
+def contents_fingerprint(files: list[Path], base: Path, recipe: str) -> str:
+    """sha256 of each file's path relative to ``base`` and its bytes, and of the ``recipe`` that decodes them.
+
+    The fingerprint of a dataset whose decoded values are floats (spectrograms): torch's STFT and ``log`` round
+    differently on AVX2 and AVX-512 CPUs, so a hash of the decoded values -- and every run key built on it --
+    would change with the CPU family. Bytes on disk do not. Reads every file once; called when decoding, and
+    kept in the decoded-data cache."""
+    h = hashlib.sha256(f"contents\0{recipe}\n".encode())
+    for f in sorted(files):
+        h.update(f"{f.relative_to(base)}\0".encode())
+        with open(f, "rb") as fh:
+            while block := fh.read(1 << 20):
+                h.update(block)
+        h.update(b"\n")
+    return h.hexdigest()
+
+
 #: what reading a damaged ``.npz`` raises: truncated (BadZipFile, EOFError), bit rot (ValueError, zlib.error via
 #: OSError-free paths), a missing array (KeyError)
 DAMAGED = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error)

@@ -19,8 +19,8 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from .av_clips import AV_CLASSES, AVClips, cached, split_speakers
-from .audio import wav_to_spectrogram
-from .cache import files_fingerprint
+from .audio import SPECTROGRAM_RECIPE, wav_to_spectrogram
+from .cache import contents_fingerprint, files_fingerprint
 from .fer2013 import DatasetError
 
 LABELS = {"NEU": "neutral", "HAP": "happy", "SAD": "sad", "FEA": "fear", "DIS": "disgust", "ANG": "angry"}
@@ -80,16 +80,21 @@ def load_crema_d(root: str | Path, n_frames: int = 1, frame_size: int = 224, col
     if missing:
         raise DatasetError(f"CREMA-D: {len(missing)} clip file(s) missing, e.g. {', '.join(missing[:3])}")
     frame_files = [f for d in frame_dirs for f in sorted(d.iterdir())]
-    key = files_fingerprint([root / train_csv, root / test_csv] + wavs + frame_files, root)
-    key += f"-{n_frames}-{frame_size}-{color}-{sample_rate}-{seconds}-{n_fft}-{hop}"
+    sources = [root / train_csv, root / test_csv] + wavs + frame_files
+    recipe = (f"{SPECTROGRAM_RECIPE}; {sample_rate} Hz, {seconds} s, n_fft {n_fft}, hop {hop}; float16; frames "
+              f"{n_frames} x {frame_size} px {'RGB' if color else 'L'} (PIL bilinear)")
+    key = files_fingerprint(sources, root) + recipe
 
     def decode() -> AVClips:
         audio = np.stack([wav_to_spectrogram(w, sample_rate, seconds, n_fft, hop) for w in wavs]).astype(np.float16)
         frames = np.stack([read_frames(d, n_frames, frame_size, color) for d in frame_dirs])
-        return AVClips("CREMA-D", audio, frames, np.array([y for _, y, _ in rows]), np.array([s for _, _, s in rows]),
-                       np.array([c.split("_")[0] for c, _, _ in rows]), np.array([c for c, _, _ in rows]),
+        labels, split = np.array([y for _, y, _ in rows]), np.array([s for _, _, s in rows])
+        speaker, ids = np.array([c.split("_")[0] for c, _, _ in rows]), np.array([c for c, _, _ in rows])
+        return AVClips("CREMA-D", audio, frames, labels, split, speaker, ids,
                        notes=(f"CREMA-D clip lists {train_csv} / {test_csv}; {n_frames} frame(s) per clip from "
-                              f"{frames_dir}",))
+                              f"{frames_dir}",),
+                       fingerprint=AVClips.source_fingerprint(contents_fingerprint(sources, root, recipe), labels,
+                                                              split, speaker, ids))
 
     data = cached("crema_d", _hash(key), decode, cache_dir)
     split, note = split_speakers(data.speaker, val_fraction, seed, "val", data.split)

@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .audio import wav_to_spectrogram
+from .audio import SPECTROGRAM_RECIPE, wav_to_spectrogram
 from .av_clips import AV_CLASSES, AVClips, cached, split_speakers
-from .cache import files_fingerprint
+from .cache import contents_fingerprint, files_fingerprint
 from .fer2013 import DatasetError, load_fer2013
 
 NAME = re.compile(r"^(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)\.wav$")
@@ -79,14 +79,17 @@ def load_ravdess_fer(root: str | Path, fer_root: str | Path, n_frames: int = 1, 
                      cache_dir: Path | None = None) -> AVClips:
     root = Path(root)
     files, notes = ravdess_files(root)
-    key = files_fingerprint([w for w, _, _ in files], root) + f"-{sample_rate}-{seconds}-{n_fft}-{hop}"
+    recipe = f"{SPECTROGRAM_RECIPE}; {sample_rate} Hz, {seconds} s, n_fft {n_fft}, hop {hop}; float16"
+    key = files_fingerprint([w for w, _, _ in files], root) + recipe
 
     def decode() -> AVClips:
         audio = np.stack([wav_to_spectrogram(w, sample_rate, seconds, n_fft, hop) for w, _, _ in files])
+        labels, split = np.array([y for _, y, _ in files]), np.array(["train"] * len(files))
+        speaker, ids = np.array([a for _, _, a in files]), np.array([str(w.relative_to(root)) for w, _, _ in files])
+        sources = contents_fingerprint([w for w, _, _ in files], root, recipe)
         return AVClips("RAVDESS speech", audio.astype(np.float16), np.zeros((len(files), 0, 1, 1), np.uint8),
-                       np.array([y for _, y, _ in files]), np.array(["train"] * len(files)),
-                       np.array([a for _, _, a in files]), np.array([str(w.relative_to(root)) for w, _, _ in files]),
-                       notes=tuple(notes))
+                       labels, split, speaker, ids, notes=tuple(notes),
+                       fingerprint=AVClips.source_fingerprint(sources, labels, split, speaker, ids))
 
     speech = cached("ravdess", hashlib.sha256(key.encode()).hexdigest(), decode, cache_dir)
     gender = lambda actor: "male" if int(actor[-2:]) % 2 else "female"  # noqa: E731

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..config import config_hash
 from .av_clips import AV_CLASSES, AVClips
 from .synthetic import FER_CLASSES, render_faces, sample_face_params
 
@@ -117,7 +118,10 @@ def synthetic_av_clips(n_train: int, n_val: int, n_test: int, seed: int = 0, n_f
         params = sample_face_params(np.random.default_rng([seed, 6]), fer_idx,
                                     intensity=(visual_strength * s, visual_strength * s))
         frames[:, t] = render_faces(params, frame_size)[0]
-    return AVClips("synthetic audio-visual clips", audio, frames, labels.astype(np.int64), split, speaker,
-                   np.array([f"synthetic:{i}" for i in range(n)]),
+    ids = np.array([f"synthetic:{i}" for i in range(n)])
+    generator = config_hash("synthetic_av_clips v1", n_train, n_val, n_test, seed, n_frames, frame_size,
+                            visual_strength, sample_rate, seconds, n_fft, hop, n_speakers)
+    return AVClips("synthetic audio-visual clips", audio, frames, labels.astype(np.int64), split, speaker, ids,
+                   fingerprint=AVClips.source_fingerprint(generator, labels, split, speaker, ids),
                    notes=(f"synthetic clips (seed {seed}): {start} speakers split across train/val/test; frames at "
                           f"{visual_strength:.0%} expression intensity, so audio dominates by design",))

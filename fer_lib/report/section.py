@@ -17,6 +17,7 @@ import pandas as pd
 from .. import paths
 from ..runs import Run, environment, write_json_atomic
 from ..runs.provenance import now
+from ..runs.rekey import former_keys
 from ..config.params import differs_from_profile
 
 
@@ -56,7 +57,8 @@ class Section:
                           "published": bool(getattr(run, "published", False)),
                           "train_seconds": prov.get("wall_seconds"), "resumed": bool(prov.get("resumed")),
                           "finished": prov.get("finished"),
-                          "trained_on": trained_on(prov), "git_commit": prov.get("git_commit")})
+                          "trained_on": trained_on(prov), "git_commit": prov.get("git_commit"),
+                          "former_keys": former_keys(prov)})
         return run
 
     def claim(self, claim_id: str, diffs, expects: str, what: str, data: str) -> dict:
@@ -103,7 +105,8 @@ class Section:
         rows["datasets"] = ", ".join(f"{k} ({v})" for k, v in record["datasets"].items())
         rows["runs computed / read from store"] = (f"{sum(not r['cached'] for r in self.runs)} / "
                                                    f"{sum(r['cached'] for r in self.runs)}")
-        rows["verifications (fer-runs verify)"] = reproduced_note([r["key"] for r in self.runs])
+        rows["verifications (fer-runs verify)"] = reproduced_note(
+            [r["key"] for r in self.runs], {old: r["key"] for r in self.runs for old in r["former_keys"]})
         return pd.DataFrame({"value": rows})
 
 
@@ -128,13 +131,13 @@ def show_cited(values: dict) -> None:
     display({"text/html": html, "text/plain": table.to_string(index=False)}, raw=True, metadata={CITED: True})
 
 
-def reproduced_note(keys: list[str]) -> str:
+def reproduced_note(keys: list[str], former: dict[str, str] | None = None) -> str:
     """Where the section's runs were reproduced (``fer-runs verify``), from the verification ledgers of the
-    published tiers and the local store."""
+    published tiers and the local store; ``former`` maps a re-keyed run's old keys to its key."""
     from ..runs import ledger
 
     entries = [e for root in [*paths.published_roots(), paths.runs_dir()] for e in ledger.read(root / ledger.LEDGER)]
-    return ledger.reproduced(entries, sorted(set(keys))) if keys else "no runs"
+    return ledger.reproduced(entries, sorted(set(keys)), former) if keys else "no runs"
 
 
 def trained_on(prov: dict) -> str:

@@ -143,10 +143,12 @@ def passes(same: bool, bitwise: bool, delta: dict[str, float], tolerance: dict[s
     return all(delta.get(name, math.nan) <= limit for name, limit in tolerance.items())
 
 
-def reproduced(entries: list[dict], keys: list[str]) -> str:
+def reproduced(entries: list[dict], keys: list[str], former: dict[str, str] | None = None) -> str:
     """One sentence: how many of ``keys`` were recomputed, on which machines, how many verifications passed their
-    rule (and were bitwise equal), with the largest headline |delta|."""
-    mine = [e for e in entries if e.get("key") in set(keys)]
+    rule (and were bitwise equal), with the largest headline |delta|. ``former`` maps a key a run had before it was
+    re-keyed (``fer_lib.runs.rekey``) to its key now: entries under the old key count as the run's."""
+    current = {**(former or {}), **{k: k for k in keys}}
+    mine = [{**e, "key": current[e["key"]]} for e in entries if e.get("key") in current]
     if not mine:
         return f"none of its {len(keys)} runs has been recomputed by `fer-runs verify` yet"
     machines = sorted({e["machine"] for e in mine})
