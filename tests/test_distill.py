@@ -395,3 +395,10 @@ def test_teachers_read_says_whether_students_read_the_teachers_the_table_shows()
     text = teachers_read(other, configs, teachers)
     assert text.startswith("1 of the 2 distilled students read a teacher trained again") and text.endswith("0.014")
     assert teachers_read({"scratch": run({})}, configs, teachers) == "no student here reads a teacher"
+    unrecorded = {**other, "s1": run({"teacher_test_accuracy": [0.60, 0.50]})}  # two values for its one teacher
+    text = teachers_read(unrecorded, configs, teachers)
+    assert text.startswith("1 of the 2 distilled students") and text.endswith(
+        "up to 0.014; 1 did not record the teachers they read (s1)")
+    assert teachers_read({**same, "s1": run({})}, configs, teachers) == (
+        "1 of the 2 distilled students read teachers with the test accuracy the table shows; 1 did not record the "
+        "teachers they read (s1)")

@@ -217,20 +217,27 @@ def teachers_read(students: dict[str, Run], configs: dict, teachers: dict[str, R
     its teachers were published read a teacher trained again for its weights (same key and recipe; published runs
     carry none), which on another machine need not equal the published training: the student recorded the test
     accuracy of the teacher it read (``teacher_test_accuracy``), compared here with the table's."""
-    gaps = {}
+    gaps, unrecorded = {}, []
     for name, run in students.items():
         shown = [teachers[role].metrics["test"]["accuracy"] for role in configs[name].teacher_roles]
         if shown:
             read = run.metrics.get("teacher_test_accuracy") or []
-            gaps[name] = max(abs(a - b) for a, b in zip(read, shown)) if len(read) == len(shown) else 1.0
+            if len(read) != len(shown):  # not recorded (or not per teacher): cannot be compared
+                unrecorded.append(name)
+                continue
+            gaps[name] = max(abs(a - b) for a, b in zip(read, shown))
     differing = {n: g for n, g in gaps.items() if g != 0}
-    if not gaps:
+    total = len(gaps) + len(unrecorded)
+    unknown = (f"; {len(unrecorded)} did not record the teachers they read ({', '.join(sorted(unrecorded))})"
+               if unrecorded else "")
+    if not total:
         return "no student here reads a teacher"
     if not differing:
-        return f"all {len(gaps)} distilled students read teachers with the test accuracy the table shows"
-    return (f"{len(differing)} of the {len(gaps)} distilled students read a teacher trained again for its weights "
+        lead = f"{len(gaps)} of the {total}" if unrecorded else f"all {total}"
+        return f"{lead} distilled students read teachers with the test accuracy the table shows{unknown}"
+    return (f"{len(differing)} of the {total} distilled students read a teacher trained again for its weights "
             "that is not the published training the table shows (same key and recipe, trained on another machine): "
-            f"its test accuracy differs from the table's by up to {max(differing.values()):.3f}")
+            f"its test accuracy differs from the table's by up to {max(differing.values()):.3f}{unknown}")
 
 
 def initialisation(configs: dict) -> str:
