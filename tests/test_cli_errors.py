@@ -220,3 +220,15 @@ def test_a_truncated_weights_file_in_fer_parse_run_names_the_run_and_the_way_out
     code = _exit_code(main, ["predict", "--run", str(run), "--images", str(images), "--out", str(tmp_path / "m")])
     err = capsys.readouterr().err
     assert code == 2 and str(weights) in err and "is damaged" in err and "Traceback" not in err
+
+
+def test_building_a_book_copy_whose_config_link_dangles_names_the_file(tmp_path):
+    """`cp -r book elsewhere` keeps book/_config.yml as a link to ../_config.yml, which then points at nothing: Jupyter
+    Book would build with its defaults (another title, notebooks executed again) without a word."""
+    from fer_lib.report.pipeline import build_book
+
+    book = tmp_path / "book"
+    book.mkdir()
+    (book / "_config.yml").symlink_to("../_config.yml")
+    with pytest.raises(SystemExit, match=r"_config.yml is missing \(or a link to nothing.*cp -rL"):
+        build_book(book)

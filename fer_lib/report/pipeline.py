@@ -249,6 +249,9 @@ def _execute_in_order(todo: list[SectionSpec], profile: str, book: Path, jobs: i
 
 
 def build_book(book: Path, log=print) -> None:
+    if not (Path(book) / "_config.yml").is_file():  # Jupyter Book would build with its defaults, silently
+        raise SystemExit(f"jupyter-book build: {Path(book) / '_config.yml'} is missing (or a link to nothing: book/'s "
+                         "is a link to ../_config.yml). Copy the book with `cp -rL`, or give the project's book folder")
     exe = Path(sys.executable).with_name("jupyter-book")
     cmd = [str(exe) if exe.exists() else shutil.which("jupyter-book") or "jupyter-book", "build", str(book),
            "-W", "--keep-going"]
