@@ -28,7 +28,7 @@ def _published(tmp_path, fingerprint="old-fp", config=CONFIG):
 def test_a_run_moves_to_the_key_of_its_new_fingerprint_with_its_history(tmp_path):
     old = _published(tmp_path)
     outputs = (old / "outputs.npz").read_bytes()
-    new = rekey_run(old, "new-fp", key_reading_nothing, "fingerprint of the WAV files")
+    new = rekey_run(old, lambda config: "new-fp", key_reading_nothing, "fingerprint of the WAV files")
     assert new.name == RunStore(tmp_path / "x").key("av", CONFIG, "new-fp") != old.name
     assert not old.exists() and not [p for p in new.parent.iterdir() if p.name.startswith(".")]
     check_run(new, key_reading_nothing)  # whole, and keyed by its config under the new fingerprint
@@ -44,12 +44,12 @@ def test_a_run_moves_to_the_key_of_its_new_fingerprint_with_its_history(tmp_path
     # the store now serves it under the new fingerprint, and no longer under the old one
     reader = RunStore(tmp_path / "empty", published=[tmp_path / "tier"])
     assert reader.get("av", CONFIG, "new-fp").path == new and reader.get("av", CONFIG, "old-fp") is None
-    assert rekey_run(new, "new-fp", key_reading_nothing, "again") is None  # already there: nothing to do
+    assert rekey_run(new, lambda config: "new-fp", key_reading_nothing, "again") is None  # already there: nothing to do
 
 
 def test_a_second_rekeying_appends_to_the_history(tmp_path):
-    first = rekey_run(_published(tmp_path), "fp-2", key_reading_nothing, "one")
-    second = rekey_run(first, "fp-3", key_reading_nothing, "two")
+    first = rekey_run(_published(tmp_path), lambda config: "fp-2", key_reading_nothing, "one")
+    second = rekey_run(first, lambda config: "fp-3", key_reading_nothing, "two")
     assert former_keys(json.loads((second / "provenance.json").read_text()))[-1] == first.name
     assert len(former_keys(json.loads((second / "provenance.json").read_text()))) == 2
 
@@ -58,22 +58,22 @@ def test_a_damaged_or_misfiled_run_is_refused_and_left_alone(tmp_path):
     old = _published(tmp_path)
     (old / "metrics.json").write_text("{}")
     with pytest.raises(CorruptRunError, match="does not match the hash"):
-        rekey_run(old, "new-fp", key_reading_nothing, "r")
+        rekey_run(old, lambda config: "new-fp", key_reading_nothing, "r")
     assert old.is_dir() and len(list(old.parent.iterdir())) == 1
     other = _published(tmp_path / "b", config={**CONFIG, "lr": 0.2})
     misfiled = other.parent / ("0" * 20)
     shutil.move(other, misfiled)
     with pytest.raises(CorruptRunError, match="is the config of run"):
-        rekey_run(misfiled, "new-fp", key_reading_nothing, "r")
+        rekey_run(misfiled, lambda config: "new-fp", key_reading_nothing, "r")
 
 
 def test_a_rerun_after_a_crash_between_rename_and_removal_finishes(tmp_path):
     old = _published(tmp_path)
     kept = tmp_path / "kept"
     shutil.copytree(old, kept)
-    new = rekey_run(old, "new-fp", key_reading_nothing, "r")
+    new = rekey_run(old, lambda config: "new-fp", key_reading_nothing, "r")
     shutil.copytree(kept, old)  # as if the old folder had not been removed yet
-    assert rekey_run(old, "new-fp", key_reading_nothing, "r") == new and not old.exists()
+    assert rekey_run(old, lambda config: "new-fp", key_reading_nothing, "r") == new and not old.exists()
 
 
 def test_a_new_key_taken_by_another_run_is_refused(tmp_path):
@@ -81,7 +81,7 @@ def test_a_new_key_taken_by_another_run_is_refused(tmp_path):
     squatter = _published(tmp_path / "b", fingerprint="new-fp")  # the run the new key names, trained afresh
     shutil.move(squatter, old.parent / squatter.name)
     with pytest.raises(CorruptRunError, match="taken by another run"):
-        rekey_run(old, "new-fp", key_reading_nothing, "r")
+        rekey_run(old, lambda config: "new-fp", key_reading_nothing, "r")
     assert old.is_dir()
 
 

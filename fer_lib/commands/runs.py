@@ -320,8 +320,6 @@ def verification_entry(planned: PlannedRun, table: pd.DataFrame, trained: dict, 
 def cmd_rekey(a) -> int:
     """Re-key every run of one kind in the published tier (or the local store) to the fingerprint its own ``data``
     config gives today, loaded by the kind's registered loader (``fer_lib.runs.rekey``)."""
-    import json
-
     from ..config import config_hash
     from ..runs.rekey import rekey_run
 
@@ -329,15 +327,18 @@ def cmd_rekey(a) -> int:
     if not root.is_dir():
         raise FileNotFoundError(f"no runs of kind {a.kind!r} in {root}")
     load_data, fingerprints, moved, unchanged = get_run_kind(a.kind).load_data, {}, [], 0
-    for run_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        data = json.loads((run_dir / "config.json").read_text())["config"].get("data")
-        if data is None:
-            raise ValueError(f"{run_dir}/config.json has no 'data' config to fingerprint: kind {a.kind!r} cannot be "
+
+    def fingerprint_of(config: dict) -> str:  # each data config loaded once
+        if config.get("data") is None:
+            raise ValueError(f"a stored config of kind {a.kind!r} has no 'data' config to fingerprint: it cannot be "
                              "re-keyed this way")
-        name = config_hash(data)
+        name = config_hash(config["data"])
         if name not in fingerprints:
-            fingerprints[name] = load_data(data).fingerprint
-        new = rekey_run(run_dir, fingerprints[name], run_key, a.reason)
+            fingerprints[name] = load_data(config["data"]).fingerprint
+        return fingerprints[name]
+
+    for run_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        new = rekey_run(run_dir, fingerprint_of, run_key, a.reason)
         if new is None:
             unchanged += 1
         else:

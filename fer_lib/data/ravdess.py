@@ -79,14 +79,15 @@ def load_ravdess_fer(root: str | Path, fer_root: str | Path, n_frames: int = 1, 
                      cache_dir: Path | None = None) -> AVClips:
     root = Path(root)
     files, notes = ravdess_files(root)
+    wavs = [w for w, _, _ in files]
     recipe = f"{SPECTROGRAM_RECIPE}; {sample_rate} Hz, {seconds} s, n_fft {n_fft}, hop {hop}; float16"
-    key = files_fingerprint([w for w, _, _ in files], root) + recipe
+    key = files_fingerprint(wavs, root) + recipe
 
     def decode() -> AVClips:
-        audio = np.stack([wav_to_spectrogram(w, sample_rate, seconds, n_fft, hop) for w, _, _ in files])
+        audio = np.stack([wav_to_spectrogram(w, sample_rate, seconds, n_fft, hop) for w in wavs])
         labels, split = np.array([y for _, y, _ in files]), np.array(["train"] * len(files))
-        speaker, ids = np.array([a for _, _, a in files]), np.array([str(w.relative_to(root)) for w, _, _ in files])
-        sources = contents_fingerprint([w for w, _, _ in files], root, recipe)
+        speaker, ids = np.array([a for _, _, a in files]), np.array([str(w.relative_to(root)) for w in wavs])
+        sources = contents_fingerprint(wavs, root, recipe)
         return AVClips("RAVDESS speech", audio.astype(np.float16), np.zeros((len(files), 0, 1, 1), np.uint8),
                        labels, split, speaker, ids, notes=tuple(notes),
                        fingerprint=AVClips.source_fingerprint(sources, labels, split, speaker, ids))

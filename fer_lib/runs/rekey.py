@@ -22,6 +22,7 @@ import os
 import shutil
 import uuid
 from pathlib import Path
+from typing import Callable
 
 from .manifest import CorruptRunError, read_manifest, write_manifest
 from .provenance import git_commit, now
@@ -33,15 +34,17 @@ def former_keys(prov: dict) -> list[str]:
     return [entry["from_key"] for entry in prov.get("rekeyed", []) if isinstance(entry, dict) and "from_key" in entry]
 
 
-def rekey_run(run_dir: Path, new_fingerprint: str, key_of: KeyOf, reason: str) -> Path | None:
-    """Move the run at ``run_dir`` (``<store>/<kind>/<key>``) to the key ``key_of`` gives its stored config with
-    ``new_fingerprint``; the new folder, or None when its fingerprint is already ``new_fingerprint``."""
+def rekey_run(run_dir: Path, fingerprint_of: Callable[[dict], str], key_of: KeyOf, reason: str) -> Path | None:
+    """Move the run at ``run_dir`` (``<store>/<kind>/<key>``) to the key ``key_of`` gives its stored config with the
+    fingerprint ``fingerprint_of(stored config)`` gives its data now; the new folder, or None when its fingerprint
+    is that already. The run is checked before its config is read."""
     run_dir = Path(run_dir)
     kind = run_dir.parent.name
     check_run(run_dir, key_of, "Restore it (git checkout for a published run) before re-keying it.",
               need_manifest=False)
     stored = json.loads((run_dir / "config.json").read_text())
     old_fingerprint, old_key = stored["data_fingerprint"], stored["key"]
+    new_fingerprint = fingerprint_of(stored["config"])
     if old_fingerprint == new_fingerprint:
         return None
     new_key = key_of(kind, stored["config"], new_fingerprint)
